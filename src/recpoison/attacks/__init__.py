@@ -1,0 +1,31 @@
+"""Attacks: data poisoning by fake users. ``ATTACKS`` is the one registry of their names."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from recpoison.attacks.base import Attack
+from recpoison.registry import resolve
+
+ATTACKS: dict[str, str] = {
+    "random": "recpoison.attacks.heuristic:RandomAttack",
+    "average": "recpoison.attacks.heuristic:AverageAttack",
+    "bandwagon": "recpoison.attacks.heuristic:BandwagonAttack",
+    "poison-model": "recpoison.attacks.poison_model:PoisonModelAttack",
+    "pga": "recpoison.attacks.pga_sgld:PGAAttack",
+    "sgld": "recpoison.attacks.pga_sgld:SGLDAttack",
+    "mf": "recpoison.attacks.pga_sgld:MFAttack",
+}
+
+
+def attack_class(name: str) -> type[Attack]:
+    """The attack class registered as ``name``."""
+    return resolve("attack", ATTACKS, name)
+
+
+def make_attack(name: str, **params: Any) -> Attack:
+    """Instantiate the attack ``name`` with ``params`` (constructor keyword arguments)."""
+    return attack_class(name)(**params)
+
+
+__all__ = ["ATTACKS", "Attack", "attack_class", "make_attack"]

@@ -1,0 +1,67 @@
+"""The `Attack` contract: parameters in the constructor, one `generate` entry point."""
+
+from __future__ import annotations
+
+import inspect
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar
+
+import numpy as np
+
+from recpoison.data.interactions import FakeProfiles, Interactions
+from recpoison.errors import ConfigError
+from recpoison.utils import RandomState
+from recpoison.victims.base import Recommender
+
+#: What an attack may require of the data or the surrogate victim it is given.
+REQUIREMENTS = frozenset({"surrogate", "differentiable", "explicit_ratings"})
+
+
+class Attack(ABC):
+    """A data-poisoning attack that crafts fake user profiles.
+
+    ``generate`` sees only the attacker's view of the training data (the runner applies the
+    knowledge setting before calling it) and never any test data. ``requires`` declares what the
+    attack needs; the runner refuses impossible pairings before any work is done.
+    """
+
+    name: ClassVar[str] = "attack"
+    requires: ClassVar[frozenset[str]] = frozenset()
+
+    def __init__(self, *, n_fillers: int = 30) -> None:
+        self.n_fillers = n_fillers
+
+    @abstractmethod
+    def generate(self, train: Interactions, targets: np.ndarray, n_fake: int, *,
+                 surrogate: Recommender | None = None,
+                 random_state: RandomState = None) -> FakeProfiles:
+        """Return ``n_fake`` fake profiles promoting ``targets`` (item indices of ``train``)."""
+
+    def get_params(self) -> dict[str, Any]:
+        names = [p for p in inspect.signature(type(self).__init__).parameters if p != "self"]
+        return {name: getattr(self, name) for name in names}
+
+    def check_inputs(self, train: Interactions, targets: np.ndarray, n_fake: int,
+                     surrogate: Recommender | None) -> np.ndarray:
+        """Validate the common arguments of ``generate``; return targets as an int array."""
+        targets = np.atleast_1d(np.asarray(targets, dtype=np.int64))
+        if n_fake < 1:
+            raise ConfigError(f"{self.name}: the number of fake users must be >= 1, got {n_fake}")
+        if len(targets) == 0:
+            raise ConfigError(f"{self.name}: at least one target item is needed")
+        bad = targets[(targets < 0) | (targets >= train.n_items)]
+        if len(bad):
+            raise ConfigError(f"{self.name}: target item index {int(bad[0])} is not in the data "
+                              f"(0..{train.n_items - 1})")
+        if self.n_fillers < 0 or self.n_fillers + len(targets) > train.n_items:
+            raise ConfigError(f"{self.name}: n_fillers={self.n_fillers} is impossible with "
+                              f"{train.n_items} items")
+        if "surrogate" in self.requires and surrogate is None:
+            raise ConfigError(f"{self.name} needs a surrogate victim (set `surrogate:` in the spec)")
+        if "explicit_ratings" in self.requires and train.is_implicit:
+            raise ConfigError(f"{self.name} needs explicit ratings; the data is implicit")
+        return targets
+
+    def __repr__(self) -> str:
+        params = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        return f"{type(self).__name__}({params})"

@@ -1,0 +1,288 @@
+"""The poison-model attack of Huang et al., "Data Poisoning Attacks to Deep Learning Based
+Recommender Systems" (NDSS 2021), section IV (Algorithm 1).
+
+For each fake user v (or ``fake_per_step`` of them at once, as the paper does on ML-1M, V-B):
+
+1. insert v with its target rating (r_max) into the poison model's data and continue its
+   ordinary training (ℒ) -- the *pre-training* of IV-C;
+2. *poison training* (IV-C): ``rounds`` rounds of training on ``ℒ + λG`` (Eq. 6, with G of
+   Eq. 4, see :mod:`recpoison.attacks.poison_loss`); after each round the poison model's own
+   HR_t@K on the attacker's normal users is measured (from the same scores as G) and the best
+   round is kept (round 0 = the pre-trained model), as in the authors' code;
+3. *filler selection* (IV-D): ``r_v = ŷ_v ⊙ p`` (Eq. 8); the top ``n`` non-target items become
+   v's fillers and their selection probabilities decay, ``p_i <- δ p_i`` (Eq. 7); p is reset to
+   all ones once every entry is below 1;
+4. the fillers get ratings from N(μ_i, σ_i²) fitted per item (IV-D; 1.0 on implicit data) and v,
+   now complete, joins the poison model's data.
+
+Choices the paper leaves open, and what is done here:
+
+* The poison model is the surrogate (``surrogate``: an unfitted victim of the architecture the
+  attacker assumes -- the victim's own under white-box, another one for transfer, V-D) cloned
+  with one replica and fitted on the attacker's view of the data (whatever the runner passed as
+  ``train``: full or partial knowledge, V-C). Nothing else is read.
+* Algorithm 1 and the authors' code retrain the poison model from scratch for every fake user.
+  Here one *base* model is trained once and then continues training (``step_epochs`` epochs of
+  ℒ, warm-started, ``partial_fit``) as fake users are inserted; every step's poison training
+  runs on a copy of it, so the model keeps the validity IV-C asks for and the poison never
+  accumulates across steps.
+* No model selection by held-out performance: the authors pick the pre-training epoch by test
+  HR, which recpoison never does (DESIGN.md); the round is chosen by the attacker's objective.
+* Default parameters (the "Parameter Setting" paragraph of V-A lost its numbers in extraction):
+  κ = 1, δ = 0.9, n = 30, λ = 0.01, η = 100, K = 10, 5 rounds; δ = 0.9 is the best value the
+  text reports for ML-100K (Fig. 5) and a smaller δ is recommended for sparser data (IV-D).
+* On explicit data with an implicit-only surrogate (NeuMF), the poison model trains on the
+  binarized view, as the paper trains NeuMF (V-A); the fake users' filler ratings are still
+  drawn on the original scale.
+* ``rate_target=False`` (end of V-B): the target is never inserted and each fake user rates the
+  ``n + 1`` (``n + len(targets)``) items with the highest adjusted scores instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any, ClassVar
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+from recpoison.attacks.base import Attack
+from recpoison.attacks.poison_loss import PoisonObjective
+from recpoison.attacks.ratings import (
+    RatingSampler,
+    assemble_profiles,
+    check_profile_size,
+    max_rating,
+    n_rated_items,
+)
+from recpoison.data.interactions import FakeProfiles, Interactions
+from recpoison.data.transforms import binarize
+from recpoison.errors import ConfigError
+from recpoison.metrics import target_hit_ratio
+from recpoison.utils import RandomState, check_random_state, derive_seed
+from recpoison.victims.base import Recommender
+
+logger = logging.getLogger(__name__)
+
+#: Methods and attributes the poison model needs beyond the `Recommender` contract.
+_SURROGATE_HOOKS = ("partial_fit", "scores_with_grad", "copy_fitted", "batch_size", "n_negatives")
+
+
+class SelectionProbability:
+    """The selection-probability vector p of section IV-D over the non-target items.
+
+    ``choose`` applies Eq. 8 (``r_v = ŷ_v ⊙ p``, top-n) and Eq. 7 (``p_i <- δ p_i`` for the
+    chosen items), then resets p to ones when every entry is below 1.
+    """
+
+    def __init__(self, n_items: int, targets: np.ndarray, delta: float) -> None:
+        self.candidates = np.setdiff1d(np.arange(n_items), targets)
+        self.p = np.ones(len(self.candidates))
+        self.delta = delta
+        self.resets = 0
+
+    def choose(self, scores: np.ndarray, n: int) -> np.ndarray:
+        """The ``n`` items with the highest adjusted scores (``scores``: ŷ_v over all items)."""
+        adjusted = scores[self.candidates] * self.p
+        top = np.argsort(-adjusted, kind="stable")[:n]
+        self.p[top] *= self.delta
+        if np.all(self.p < 1.0):
+            self.p[:] = 1.0
+            self.resets += 1
+        return self.candidates[top]
+
+
+class PoisonModelAttack(Attack):
+    """Huang et al.'s attack (NDSS 2021, section IV): fillers chosen by a poison-trained surrogate.
+
+    Parameters (section IV; defaults discussed in the module docstring): ``n_fillers`` (n),
+    ``kappa`` (κ of Eq. 2), ``delta`` (δ of Eq. 7), ``lam`` (λ of Eq. 6), ``eta`` (η of Eq. 4),
+    ``top_k`` (K, the length of L_u and of the HR_t@K used to pick the round), ``rounds``
+    (poison-training rounds per step), ``poison_epochs`` (epochs of ``ℒ + λG`` per round),
+    ``pretrain_epochs`` (epochs of the initial fit; ``None`` = the surrogate's own ``epochs``),
+    ``step_epochs`` (epochs of ℒ after inserting a step's fake users), ``fake_per_step``
+    (fake users generated together), ``users_per_step`` (normal users per optimizer step of the
+    attack term, see :class:`~recpoison.attacks.poison_loss.PoisonObjective`; a speed setting),
+    ``rate_target`` and ``refit_after`` (retrain the surrogate from scratch on the poisoned view
+    to report its HR_t after the attack).
+    """
+
+    name: ClassVar[str] = "poison-model"
+    requires: ClassVar[frozenset[str]] = frozenset({"surrogate", "differentiable"})
+
+    def __init__(self, *, n_fillers: int = 30, rate_target: bool = True, kappa: float = 1.0,
+                 delta: float = 0.9, lam: float = 1e-2, eta: float = 1e2, top_k: int = 10,
+                 rounds: int = 5, poison_epochs: int = 1, pretrain_epochs: int | None = None,
+                 step_epochs: int = 1, fake_per_step: int = 1, users_per_step: int = 64,
+                 refit_after: bool = True) -> None:
+        super().__init__(n_fillers=n_fillers)
+        self.rate_target = rate_target
+        self.kappa = kappa
+        self.delta = delta
+        self.lam = lam
+        self.eta = eta
+        self.top_k = top_k
+        self.rounds = rounds
+        self.poison_epochs = poison_epochs
+        self.pretrain_epochs = pretrain_epochs
+        self.step_epochs = step_epochs
+        self.fake_per_step = fake_per_step
+        self.users_per_step = users_per_step
+        self.refit_after = refit_after
+
+    # -- checks ---------------------------------------------------------------------------------
+    def _check_params(self, surrogate: Recommender) -> None:
+        checks = [
+            (self.kappa >= 0, "kappa must be >= 0"),
+            (0 < self.delta <= 1, "delta must be in (0, 1]"),
+            (self.lam >= 0 and self.eta >= 0, "lam and eta must be >= 0"),
+            (isinstance(self.top_k, int) and self.top_k >= 1, "top_k must be an integer >= 1"),
+            (isinstance(self.rounds, int) and self.rounds >= 0, "rounds must be an integer >= 0"),
+            (isinstance(self.poison_epochs, int) and self.poison_epochs >= 1,
+             "poison_epochs must be an integer >= 1"),
+            (self.pretrain_epochs is None
+             or (isinstance(self.pretrain_epochs, int) and self.pretrain_epochs >= 1),
+             "pretrain_epochs must be None or an integer >= 1"),
+            (isinstance(self.step_epochs, int) and self.step_epochs >= 0,
+             "step_epochs must be an integer >= 0"),
+            (isinstance(self.fake_per_step, int) and self.fake_per_step >= 1,
+             "fake_per_step must be an integer >= 1"),
+            (isinstance(self.users_per_step, int) and self.users_per_step >= 1,
+             "users_per_step must be an integer >= 1"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ConfigError(f"{self.name}: {message} ({self!r})")
+        if "differentiable" not in surrogate.capabilities:
+            raise ConfigError(f"{self.name} needs a differentiable surrogate (a neural victim such "
+                              f"as neumf, gmf or mlp); {surrogate.name} is not")
+        missing = [hook for hook in _SURROGATE_HOOKS if not hasattr(surrogate, hook)]
+        if missing:
+            raise ConfigError(f"{self.name}: surrogate {surrogate.name} lacks {', '.join(missing)}")
+        if self.pretrain_epochs is not None and "epochs" not in surrogate.get_params():
+            raise ConfigError(f"{self.name}: pretrain_epochs is set but surrogate "
+                              f"{surrogate.name} has no 'epochs' parameter")
+
+    # -- the attack -----------------------------------------------------------------------------
+    def generate(self, train: Interactions, targets: np.ndarray, n_fake: int, *,
+                 surrogate: Recommender | None = None,
+                 random_state: RandomState = None) -> FakeProfiles:
+        """``n_fake`` profiles promoting ``targets``, built step by step with the poison model."""
+        start = time.perf_counter()
+        targets = self.check_inputs(train, targets, n_fake, surrogate)
+        self._check_params(surrogate)
+        n_rated = n_rated_items(self.n_fillers, len(targets), self.rate_target)
+        check_profile_size(self.name, train, len(targets), n_rated)
+        rng = check_random_state(random_state)
+        view = train
+        if not train.is_implicit and "explicit" not in surrogate.capabilities:
+            view = binarize(train)
+        fit_seed = derive_seed(rng)
+        base = self._surrogate(surrogate, fit_seed).fit(view)
+        hr_before = self._hit_ratio(base, view, targets)
+        pretrain_seconds = time.perf_counter() - start
+        logger.info("%s: surrogate HR_t@%d before the attack %.4f", self.name, self.top_k,
+                    hr_before)
+
+        sampler = RatingSampler.fit(train, per_item=True)
+        selection = SelectionProbability(train.n_items, targets, self.delta)
+        fillers = np.empty((0, n_rated), dtype=np.int64)
+        ratings = np.empty((0, n_rated), dtype=np.float32)
+        trace: list[dict[str, Any]] = []
+        for size in _step_sizes(n_fake, self.fake_per_step):
+            partial = assemble_profiles(train, targets, fillers, ratings,
+                                        rate_target=self.rate_target)
+            pending = self._pending_rows(train, targets, size)
+            data = _poison_view(view, sp.vstack([partial.matrix, pending], format="csr"))
+            fake_users = np.arange(data.n_users - size, data.n_users)
+            best, step_trace = self._poison_step(base, data, targets, fake_users, rng)
+            probs = torch.sigmoid(best.score_replicas(fake_users)[0]).cpu().numpy()
+            chosen = np.stack([selection.choose(probs[j], n_rated) for j in range(size)])
+            fillers = np.concatenate([fillers, chosen])
+            ratings = np.concatenate([ratings, sampler.sample(chosen, rng)])
+            trace.append(step_trace)
+            logger.info("%s: %d/%d fake users, round %d kept (HR_t %.4f)", self.name,
+                        len(fillers), n_fake, step_trace["chosen_round"],
+                        step_trace["hr"][step_trace["chosen_round"]])
+
+        info: dict[str, Any] = {"attack": self.name, "trace": trace,
+                                "chosen_rounds": [s["chosen_round"] for s in trace],
+                                "selection_resets": selection.resets}
+        profiles = assemble_profiles(train, targets, fillers, ratings,
+                                     rate_target=self.rate_target)
+        steps_done = time.perf_counter()
+        after = None
+        if self.refit_after:
+            poisoned = _poison_view(view, profiles.matrix)
+            after = self._hit_ratio(self._surrogate(surrogate, fit_seed).fit(poisoned), poisoned,
+                                    targets)
+        info["surrogate_hr"] = {"k": self.top_k, "before": hr_before, "after": after}
+        end = time.perf_counter()
+        info["seconds"] = end - start
+        info["seconds_pretrain"] = pretrain_seconds
+        info["seconds_refit"] = end - steps_done
+        info["seconds_per_fake_user"] = (steps_done - start - pretrain_seconds) / n_fake
+        return FakeProfiles(profiles.matrix, targets, info)
+
+    def _poison_step(self, base: Recommender, data: Interactions, targets: np.ndarray,
+                     fake_users: np.ndarray, rng: np.random.Generator
+                     ) -> tuple[Recommender, dict[str, Any]]:
+        """Pre-train ``base`` on ``data`` (in place), then poison-train a copy for ``rounds``
+        rounds; return the best model (by the poison model's HR_t@K) and the step's trace."""
+        base.partial_fit(data, self.step_epochs)
+        objective = PoisonObjective(data, targets, fake_users,
+                                    data.n_ratings * (1 + base.n_negatives), base.batch_size,
+                                    top_k=self.top_k, kappa=self.kappa, eta=self.eta,
+                                    users_per_step=self.users_per_step, rng=rng,
+                                    device=base.device_)
+        best, best_round = base, 0
+        values = [objective.value(base)]
+        poison = base.copy_fitted()
+        for round_ in range(1, self.rounds + 1):
+            poison.partial_fit(data, self.poison_epochs, extra_loss=objective, lam=self.lam)
+            values.append(objective.value(poison))
+            if values[-1]["hr"] > values[best_round]["hr"]:
+                best, best_round = poison.copy_fitted(), round_
+        step_trace = {key: [v[key] for v in values]
+                      for key in ("hr", "G", "target_loss", "fake_norm")}
+        step_trace["chosen_round"] = best_round
+        return best, step_trace
+
+    # -- helpers --------------------------------------------------------------------------------
+    def _surrogate(self, surrogate: Recommender, seed: int) -> Recommender:
+        """An unfitted one-replica copy of the surrogate with seed ``seed``."""
+        params: dict[str, Any] = {"n_replicas": 1, "random_state": seed}
+        if "seeds" in surrogate.get_params():
+            params["seeds"] = None
+        if self.pretrain_epochs is not None:
+            params["epochs"] = self.pretrain_epochs
+        return surrogate.clone(**params)
+
+    def _hit_ratio(self, model: Recommender, data: Interactions, targets: np.ndarray) -> float:
+        """The model's own HR_t@K over the normal users of ``data``, averaged over targets."""
+        return target_hit_ratio(model, data, targets, ks=(self.top_k,)).mean(self.top_k)
+
+    def _pending_rows(self, train: Interactions, targets: np.ndarray, size: int) -> sp.csr_matrix:
+        """Rows of the fake users being generated: their target rating only (empty when the
+        target is not rated)."""
+        value = max_rating(train) if self.rate_target else 0.0
+        dense = np.zeros((size, train.n_items), dtype=np.float32)
+        dense[:, targets] = value
+        return sp.csr_matrix(dense)
+
+
+def _step_sizes(n_fake: int, per_step: int) -> list[int]:
+    """How many fake users each step generates: ``per_step`` each, the remainder last."""
+    sizes = [per_step] * (n_fake // per_step)
+    return sizes + ([n_fake % per_step] if n_fake % per_step else [])
+
+
+def _poison_view(view: Interactions, fake: sp.csr_matrix) -> Interactions:
+    """``view`` with the fake rows appended, their ratings binarized if ``view`` is implicit."""
+    fake = sp.csr_matrix(fake, dtype=np.float32)
+    fake.eliminate_zeros()
+    if view.is_implicit:
+        fake.data[:] = 1.0
+    return view.with_fake_users(FakeProfiles(fake, np.empty(0, dtype=np.int64)))

@@ -1,0 +1,45 @@
+"""The ``recpoison`` command line. Each command group lives in its own module."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from recpoison import __version__
+from recpoison.cli.app import app
+from recpoison.errors import RecpoisonError
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"recpoison {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                 help="Print the version and exit."),
+) -> None:
+    """Data-poisoning attacks on recommender systems, and defenses against them."""
+
+
+# Command modules register themselves on `app` when imported (one line each, explicit).
+from recpoison.cli import data_cmds  # noqa: E402,F401
+from recpoison.cli import attack_cmd  # noqa: E402,F401
+from recpoison.cli import train_cmd  # noqa: E402,F401
+from recpoison.cli import detect_cmd  # noqa: E402,F401
+from recpoison.cli import run_cmds  # noqa: E402,F401
+
+
+def main() -> None:
+    """Entry point: user errors become one line on stderr and exit code 2.
+
+    Usage errors (unknown option, missing argument) are click's, also exit code 2.
+    """
+    try:
+        app()
+    except RecpoisonError as error:
+        typer.echo(f"error: {error}", err=True)
+        sys.exit(2)

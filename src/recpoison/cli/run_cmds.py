@@ -1,0 +1,145 @@
+"""`recpoison run`, `recpoison report` and `recpoison presets list|show`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from recpoison.cli.app import app
+from recpoison.errors import ConfigError
+
+STORE = Path("results.db")
+
+presets_app = typer.Typer(help="Packaged experiment presets (YAML specs).", no_args_is_help=True)
+app.add_typer(presets_app, name="presets")
+
+
+def load_raw_spec(spec_or_preset: str) -> dict[str, Any]:
+    """The raw mapping of a spec file (an existing path or a ``.yaml``/``.yml`` name) or a
+    preset name."""
+    from recpoison.experiment.spec import read_yaml
+    from recpoison.presets import load_preset
+
+    path = Path(spec_or_preset)
+    if path.exists() or path.suffix in (".yaml", ".yml"):
+        return read_yaml(path)
+    return load_preset(spec_or_preset)
+
+
+def replace_datasets(raw: dict[str, Any], source: str, fmt: str | None) -> dict[str, Any]:
+    """``raw`` with its datasets replaced by ``source`` (keeping the first dataset's transforms,
+    e.g. ``binarize`` for NeuMF)."""
+    first = (raw.get("datasets") or [{}])[0]
+    transforms = first.get("transforms", []) if isinstance(first, dict) else []
+    return {**raw, "datasets": [{"source": source, "format": fmt, "transforms": transforms}]}
+
+
+@app.command("run")
+def run(
+    spec_or_preset: Annotated[
+        str,
+        typer.Argument(
+            metavar="SPEC_OR_PRESET",
+            help="A YAML spec file or a preset name (`recpoison presets list`).",
+        ),
+    ],
+    store: Annotated[Path, typer.Option("--store", help="SQLite results store.")] = STORE,
+    device: Annotated[
+        str | None, typer.Option("--device", help="auto, cpu or cuda (default: the spec's).")
+    ] = None,
+    backend: Annotated[str, typer.Option("--backend", help="local or ray.")] = "local",
+    address: Annotated[
+        str | None, typer.Option("--address", help="Ray cluster address, e.g. auto.")
+    ] = None,
+    dataset: Annotated[
+        str | None,
+        typer.Option(
+            "--dataset", help="Replace the spec's datasets by this source (transforms kept)."
+        ),
+    ] = None,
+    fmt: Annotated[str | None, typer.Option("--format", help="File format of --dataset.")] = None,
+    overrides: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set",
+            metavar="KEY=VALUE",
+            help="Override a spec field (YAML value, dotted path; repeatable), "
+            "e.g. --set retrains=3 --set targets.count=5.",
+        ),
+    ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
+) -> None:
+    """Run an experiment (skipping cells already in the store) and print its table."""
+    from recpoison.experiment import build_report, quality_report, run_experiment, to_markdown
+    from recpoison.experiment.report import run_title
+    from recpoison.experiment.spec import apply_overrides, parse_spec
+
+    if fmt is not None and dataset is None:
+        raise ConfigError("--format only applies with --dataset")
+    raw = load_raw_spec(spec_or_preset)
+    if dataset is not None:
+        raw = replace_datasets(raw, dataset, fmt)
+    spec = parse_spec(apply_overrides(raw, overrides or []))
+    summary = run_experiment(
+        spec, store, backend=backend, device=device, progress=not quiet, address=address
+    )
+    text = to_markdown(
+        build_report(store, summary.run_id),
+        quality_report(store, summary.run_id),
+        run_title(store, summary.run_id),
+    )
+    typer.echo(text)
+    typer.echo(
+        f"wall time {summary.seconds:.1f} s: {summary.n_computed} cells computed, "
+        f"{summary.n_skipped} already in {store} (run {summary.run_id})"
+    )
+
+
+@app.command("report")
+def report(
+    store: Annotated[Path, typer.Option("--store", help="SQLite results store.")] = STORE,
+    fmt: Annotated[str, typer.Option("--format", help="markdown, csv or json.")] = "markdown",
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Write to FILE instead of stdout.")
+    ] = None,
+    plot: Annotated[
+        Path | None, typer.Option("--plot", metavar="DIR", help="Also write PNG plots into DIR.")
+    ] = None,
+    run_id: Annotated[
+        int | None, typer.Option("--run", help="Run id (default: the latest).")
+    ] = None,
+) -> None:
+    """Tables (and plots) of the results in a store."""
+    from recpoison.experiment import build_report, quality_report, write_plots, write_report
+    from recpoison.experiment.report import run_title
+
+    table = build_report(store, run_id)
+    text = write_report(table, fmt, out, quality_report(store, run_id), run_title(store, run_id))
+    if out is None:
+        typer.echo(text, nl=False)
+    else:
+        typer.echo(f"wrote {out}", err=True)
+    if plot is not None:
+        files = write_plots(table, plot)
+        typer.echo(f"wrote {len(files)} plots to {plot}", err=True)
+
+
+@presets_app.command("list")
+def presets_list() -> None:
+    """Name and one-line description of every preset."""
+    from recpoison.presets import describe_presets
+
+    described = describe_presets()
+    width = max(map(len, described))
+    for name, description in described.items():
+        typer.echo(f"{name:<{width}}  {description}")
+
+
+@presets_app.command("show")
+def presets_show(name: Annotated[str, typer.Argument(help="Preset name.")]) -> None:
+    """Print the YAML of a preset (copy it to start your own spec)."""
+    from recpoison.presets import preset_text
+
+    typer.echo(preset_text(name), nl=False)

@@ -1,0 +1,569 @@
+"""Cells: the units of work an experiment spec expands into, and the function that runs one.
+
+A cell is one (dataset, victim, attack, size, target set, knowledge, filler count) combination,
+or one victim-quality measurement per (dataset, victim). Its ``config`` is JSON-compatible and
+holds everything that determines its numbers; its key is the SHA-256 of that config and the
+recpoison version. :func:`execute_cell` is a pure function of ``config`` (the device only decides
+where it runs): every random choice is seeded from the spec seed and the parts of the config it
+depends on, via :func:`stable_seed` (SHA-256, never Python's ``hash()``). Seeds are shared on
+purpose (common random numbers): every cell of a dataset and target set uses the same targets,
+every cell of a knowledge setting the same attacker's view, and every attack cell of a
+(dataset, victim, target set) the same victim seeds, so differences between attacks are not
+differences between random draws.
+
+The protocol of one attack cell (Huang et al. 2021, section V):
+
+1. The data is the whole dataset after its transforms (the paper trains on all data). For
+   explicit data with ``rmse_holdout > 0`` it is the train part of a seeded hold-out split and
+   RMSE is measured on the rest (``recpoison.utilities.rmse``), clean in the ``none`` cell,
+   poisoned in the attack cells.
+2. Targets are drawn once per (dataset, target set); each target is attacked separately with
+   ``max(1, round(size * n_real_users))`` fake users generated from the attacker's view only
+   (full data, a fraction of the ratings, or of the users), with a surrogate victim when the
+   attack requires one.
+3. The victim is retrained from scratch ``retrains`` times per target: one batched ``fit`` over
+   ``targets x retrains`` per-replica datasets when it has ``per_replica_data``, else one fit of
+   ``retrains`` replicas per target. HR_t@K counts normal users only (see
+   :func:`recpoison.metrics.target_hit_ratio`).
+4. With a detector, each poisoned dataset goes through ``evaluate_detector``; the victim is
+   retrained on the data with the flagged users emptied and HR_t is measured over the normal
+   users not flagged (flagged users are no longer part of the system).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import inspect
+import json
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from recpoison import __version__
+from recpoison.attacks import make_attack
+from recpoison.data import transforms
+from recpoison.data.interactions import Interactions
+from recpoison.data.loaders import load_dataset
+from recpoison.errors import ConfigError, DataError
+from recpoison.experiment.spec import NO_ATTACK, ComponentSpec, Spec, attack_class_or_none
+from recpoison.metrics import leave_one_out_hr_ndcg, target_hit_ratio
+from recpoison.utilities import rmse as utility_rmse
+from recpoison.victims import Recommender, make_victim, victim_class
+
+logger = logging.getLogger(__name__)
+
+Status = Callable[[str], None]
+
+#: At most this many replicas are trained in one batched fit (targets are grouped to fit).
+MAX_REPLICAS_PER_FIT = 64
+#: Budget (elements) of one ``[replicas, users, items]`` score block when measuring HR_t.
+SCORE_BLOCK_ELEMENTS = 2**25
+#: List length and number of sampled negatives of the victim-quality metric (NCF protocol).
+QUALITY_K, QUALITY_NEGATIVES = 10, 99
+
+
+def stable_seed(*parts: Any) -> int:
+    """A 63-bit seed from JSON-serializable parts, identical across processes and machines."""
+    text = json.dumps(parts, sort_keys=True, separators=(",", ":"), default=jsonable)
+    return int(hashlib.sha256(text.encode()).hexdigest()[:15], 16)
+
+
+def config_key(config: dict[str, Any]) -> str:
+    """The store key of a cell: SHA-256 of its config and the recpoison version."""
+    text = json.dumps(
+        {"config": config, "version": __version__},
+        sort_keys=True,
+        separators=(",", ":"),
+        default=jsonable,
+    )
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One unit of work: ``config`` determines the numbers, ``labels`` only name them."""
+
+    config: dict[str, Any]
+    labels: dict[str, Any]
+
+    @functools.cached_property
+    def key(self) -> str:
+        return config_key(self.config)
+
+    @property
+    def kind(self) -> str:
+        return self.config["kind"]
+
+    def describe(self) -> str:
+        """A short human-readable name for progress bars and logs."""
+        lab = self.labels
+        if self.kind == "quality":
+            return f"quality {lab['dataset']} {lab['victim']}"
+        size = "" if lab["attack"] == NO_ATTACK else f" {lab['size']:.2%}"
+        return f"{lab['dataset']} {lab['victim']} {lab['attack']}{size} {lab['target_type']}"
+
+
+@dataclass
+class CellOutcome:
+    """What one cell computed: result rows (one per target, retrain and K), quality rows and
+    JSON-compatible info (attack and detector diagnostics)."""
+
+    key: str
+    results: list[dict[str, Any]] = field(default_factory=list)
+    quality: list[dict[str, Any]] = field(default_factory=list)
+    info: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+# -- expansion ----------------------------------------------------------------------------------
+def expand_cells(spec: Spec) -> list[Cell]:
+    """Every cell of ``spec``: quality cells, then one ``none`` cell per (dataset, victim, target
+    set), then the attack cells. Cells with identical configs appear once."""
+    cells: dict[str, Cell] = {}
+
+    def add(config: dict[str, Any], labels: dict[str, Any]) -> None:
+        cell = Cell(json.loads(json.dumps(config, default=jsonable)), labels)
+        cells.setdefault(cell.key, cell)
+
+    fillers: Sequence[int | None] = spec.n_fillers or [None]
+    for dataset in spec.datasets:
+        base = {
+            "seed": spec.seed,
+            "dataset": dataset.model_dump(mode="json"),
+            "retrains": spec.retrains,
+        }
+        for victim in spec.victims:
+            names = {"dataset": dataset.display, "victim": victim.display}
+            if spec.victim_quality:
+                add({**base, "kind": "quality", "victim": victim.key()}, names)
+            for target in spec.targets:
+                common = {
+                    **base,
+                    "kind": "attack",
+                    "victim": victim.key(),
+                    "targets": target.key(),
+                    "ks": spec.ks,
+                    "rmse_holdout": spec.rmse_holdout,
+                }
+                add(
+                    {
+                        **common,
+                        "attack": {"name": NO_ATTACK, "params": {}},
+                        "size": 0.0,
+                        "knowledge": {"kind": "full", "fraction": 1.0},
+                        "surrogate": None,
+                        "detector": None,
+                    },
+                    {
+                        **names,
+                        "attack": NO_ATTACK,
+                        "size": 0.0,
+                        "target_type": target.display,
+                        "knowledge": None,
+                        "n_fillers": None,
+                        "surrogate": None,
+                        "detector": None,
+                    },
+                )
+                for attack in spec.attacks:
+                    if attack.name == NO_ATTACK:
+                        continue
+                    surrogate = _surrogate_key(spec, victim, attack)
+                    for knowledge in spec.knowledge:
+                        for n_fillers in fillers:
+                            params = dict(attack.params)
+                            if n_fillers is not None:
+                                params["n_fillers"] = n_fillers
+                            for size in spec.sizes:
+                                add(
+                                    {
+                                        **common,
+                                        "attack": {"name": attack.name, "params": params},
+                                        "size": size,
+                                        "knowledge": knowledge.model_dump(),
+                                        "surrogate": surrogate,
+                                        "detector": spec.detector.key() if spec.detector else None,
+                                    },
+                                    {
+                                        **names,
+                                        "attack": attack.display,
+                                        "size": size,
+                                        "target_type": target.display,
+                                        "knowledge": knowledge.display,
+                                        "n_fillers": n_fillers,
+                                        "surrogate": _surrogate_label(spec, surrogate),
+                                        "detector": spec.detector.display
+                                        if spec.detector
+                                        else None,
+                                    },
+                                )
+    return sorted(cells.values(), key=lambda c: c.kind != "quality")
+
+
+def _surrogate_key(spec: Spec, victim: ComponentSpec, attack: ComponentSpec) -> dict | None:
+    cls = attack_class_or_none(attack.name)
+    if cls is None or "surrogate" not in cls.requires:
+        return None
+    return spec.surrogate_for(victim).key()
+
+
+def _surrogate_label(spec: Spec, surrogate: dict | None) -> str | None:
+    if surrogate is None:
+        return None
+    return "white-box" if spec.surrogate is None else spec.surrogate.display
+
+
+# -- data ---------------------------------------------------------------------------------------
+def prepared_dataset(dataset: dict[str, Any], seed: int) -> Interactions:
+    """The dataset of a cell config: loaded, then transformed (seeded); cached per process."""
+    return _prepared(json.dumps(dataset, sort_keys=True), seed)
+
+
+@functools.lru_cache(maxsize=4)
+def _prepared(dataset_json: str, seed: int) -> Interactions:
+    cfg = json.loads(dataset_json)
+    scale = tuple(cfg["rating_scale"]) if cfg["rating_scale"] is not None else None
+    data = load_dataset(
+        cfg["source"],
+        cfg["format"],
+        cfg["columns"],
+        name=cfg["name"],
+        rating_scale=scale,
+        implicit=cfg["implicit"],
+    )
+    for i, step in enumerate(cfg["transforms"]):
+        data = apply_transform(data, step, stable_seed("transform", seed, cfg, i))
+    logger.info("dataset ready: %r", data)
+    return data
+
+
+def apply_transform(data: Interactions, step: str | dict[str, Any], seed: int) -> Interactions:
+    """Apply one spec transform (``"binarize"``, ``{k_core: 10}``, ``{k_core: {k: 10}}``)."""
+    name, arg = (step, None) if isinstance(step, str) else next(iter(step.items()))
+    function = getattr(transforms, name)
+    args, kwargs = ((), dict(arg)) if isinstance(arg, dict) else (() if arg is None else (arg,), {})
+    if "random_state" in inspect.signature(function).parameters:
+        kwargs.setdefault("random_state", seed)
+    try:
+        return function(data, *args, **kwargs)
+    except TypeError as error:
+        raise ConfigError(f"transform {name}: {error}") from None
+
+
+def resolve_targets(data: Interactions, config: dict[str, Any]) -> np.ndarray:
+    """The target item indices of a cell (same for every cell of a dataset and target set)."""
+    target = config["targets"]
+    if target["type"] == "items":
+        ids = np.asarray(data.item_ids).astype(str)
+        index = {item: i for i, item in enumerate(ids)}
+        missing = [item for item in target["items"] if str(item) not in index]
+        if missing:
+            raise DataError(f"target item {missing[0]!r} is not in dataset {data.name!r}")
+        return np.array([index[str(item)] for item in target["items"]], dtype=np.int64)
+    rng = np.random.default_rng(stable_seed("targets", config["seed"], config["dataset"], target))
+    if target["type"] == "random":
+        candidates = np.arange(data.n_items)
+    else:
+        threshold = target["threshold"] or transforms.default_unpopular_threshold(data)
+        candidates = transforms.unpopular_items(data, threshold)
+    if len(candidates) < target["count"]:
+        raise ConfigError(
+            f"{data.name}: {len(candidates)} {target['type']} candidate items for "
+            f"{target['count']} targets; lower targets.count"
+        )
+    return np.sort(rng.choice(candidates, size=target["count"], replace=False)).astype(np.int64)
+
+
+def attacker_view(data: Interactions, config: dict[str, Any]) -> Interactions:
+    """What the attacker sees: all data, a fraction of the ratings, or of the users."""
+    knowledge = config["knowledge"]
+    seed = stable_seed("knowledge", config["seed"], config["dataset"], knowledge)
+    if knowledge["kind"] == "ratings":
+        return transforms.subsample_ratings(data, knowledge["fraction"], random_state=seed)
+    if knowledge["kind"] == "users":
+        return transforms.subsample_users(data, knowledge["fraction"], random_state=seed)
+    return data
+
+
+# -- execution ----------------------------------------------------------------------------------
+def execute_cell(
+    config: dict[str, Any], device: str = "auto", status: Status | None = None
+) -> CellOutcome:
+    """Compute one cell (see the module doc). ``status`` receives short progress messages."""
+    start = time.perf_counter()
+    say = status or (lambda message: logger.debug("%s", message))
+    data = prepared_dataset(config["dataset"], config["seed"])
+    outcome = CellOutcome(config_key(config))
+    if config["kind"] == "quality":
+        outcome.quality = _quality(data, config, device, say)
+    else:
+        outcome.results, outcome.info = _attack_cell(data, config, device, say)
+    outcome.seconds = time.perf_counter() - start
+    return outcome
+
+
+def _quality(
+    data: Interactions, config: dict[str, Any], device: str, say: Status
+) -> list[dict[str, Any]]:
+    """Leave-one-out HR@10 / NDCG@10 of the clean victim, one row per retrain."""
+    seed = stable_seed("quality", config)
+    train, test_items = transforms.leave_one_out(data, random_state=seed)
+    model = _new_victim(config["victim"], config["retrains"], seed, device)
+    say(f"quality: training {config['retrains']} clean replicas")
+    if "exclude_items" in inspect.signature(model.fit).parameters:
+        model.fit(train, exclude_items=test_items)  # never a negative while training
+    else:
+        model.fit(train)
+    # 99 negatives (NCF); fewer where some user has not that many unrated items
+    most_rated = int(np.diff(train.matrix.indptr).max(initial=0))
+    negatives = max(1, min(QUALITY_NEGATIVES, train.n_items - most_rated - 1))
+    scores = leave_one_out_hr_ndcg(
+        model, train, test_items, QUALITY_K, negatives, random_state=seed
+    )
+    return [
+        {
+            "retrain": r,
+            "k": QUALITY_K,
+            "hr": float(scores["hr"][r]),
+            "ndcg": float(scores["ndcg"][r]),
+            "users": int(scores["users"]),
+            "negatives": negatives,
+        }
+        for r in range(config["retrains"])
+    ]
+
+
+def _attack_cell(
+    data: Interactions, config: dict[str, Any], device: str, say: Status
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    targets = resolve_targets(data, config)
+    train, test = _rmse_split(data, config)
+    victim_seed = stable_seed(
+        "victim", config["seed"], config["dataset"], config["victim"], config["targets"]
+    )
+    measure = functools.partial(
+        _train_and_measure, config, targets, device=device, seed=victim_seed, say=say
+    )
+    info: dict[str, Any] = {"targets": data.item_ids[targets].tolist(), "n_real": train.n_real}
+    if config["attack"]["name"] == NO_ATTACK:
+        hits, eligible, rmse = measure([train], test=test)
+        return _rows(config, data, targets, hits, eligible, rmse), info
+
+    n_fake = max(1, round(config["size"] * train.n_real))
+    view = attacker_view(train, config)
+    info.update(n_fake=n_fake, n_attacker_users=view.n_users, n_attacker_ratings=view.n_ratings)
+    poisoned, attack_info = [], []
+    for t, target in enumerate(targets):
+        say(f"attack {config['attack']['name']}: target {t + 1}/{len(targets)}")
+        attack, surrogate = _attack_and_surrogate(config, device, t)
+        profiles = attack.generate(
+            view,
+            np.array([target]),
+            n_fake,
+            surrogate=surrogate,
+            random_state=stable_seed("attack", config, t),
+        )
+        poisoned.append(train.with_fake_users(profiles))
+        attack_info.append(profiles.info)
+    info["attack"] = attack_info
+    hits, eligible, rmse = measure(poisoned, test=test)
+    detection = None
+    if config["detector"] is not None:
+        detection = _detect(config, train, poisoned, targets, n_fake, device, say, measure)
+        info["detector"] = [d.info for d in detection["results"]]
+    return _rows(config, data, targets, hits, eligible, rmse, detection), info
+
+
+def _detect(
+    config: dict[str, Any],
+    clean: Interactions,
+    poisoned: list[Interactions],
+    targets: np.ndarray,
+    n_fake: int,
+    device: str,
+    say: Status,
+    measure: Callable[..., tuple[np.ndarray, np.ndarray, Any]],
+) -> dict[str, Any]:
+    """Detect per target, then retrain (same victim seeds) without the flagged users."""
+    from recpoison.detectors.protocol import empty_flagged, evaluate_detector
+
+    detector = config["detector"]
+    results, cleaned, views = [], [], []
+    for t, data in enumerate(poisoned):
+        say(f"detector {detector['name']}: target {t + 1}/{len(targets)}")
+        attack, surrogate = _attack_and_surrogate(config, device, t)
+        result = evaluate_detector(
+            detector["name"],
+            detector["params"],
+            clean,
+            data,
+            attack,
+            n_fake,
+            targets[t : t + 1],
+            surrogate=surrogate,
+            random_state=stable_seed("detector", config, t),
+        )
+        results.append(result)
+        cleaned.append(empty_flagged(data, result.flagged))
+        views.append(cleaned[-1].replace(is_fake=data.is_fake | result.flagged))
+    hits, eligible, _ = measure(cleaned, eval_data=views)
+    return {"results": results, "hits": hits, "eligible": eligible}
+
+
+def _attack_and_surrogate(
+    config: dict[str, Any], device: str, t: int
+) -> tuple[Any, Recommender | None]:
+    attack = make_attack(config["attack"]["name"], **config["attack"]["params"])
+    surrogate = None
+    if config["surrogate"] is not None:
+        surrogate = make_victim(
+            config["surrogate"]["name"],
+            **config["surrogate"]["params"],
+            random_state=stable_seed("surrogate", config, t),
+            device=device,
+        )
+    return attack, surrogate
+
+
+def _train_and_measure(
+    config: dict[str, Any],
+    targets: np.ndarray,
+    datasets: list[Interactions],
+    *,
+    device: str,
+    seed: int,
+    say: Status,
+    test: Interactions | None = None,
+    eval_data: list[Interactions] | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Retrain the victim ``retrains`` times per dataset and measure HR_t@K of its target.
+
+    ``datasets`` holds one poisoned dataset per target (or one dataset for all targets).
+    ``eval_data`` (default ``datasets``) says which users count and what they have seen.
+    Returns hits ``[T, R, K]``, eligible users ``[T]`` and RMSE ``[T, R]`` (None without
+    ``test``).
+    """
+    retrains, ks, n_targets = config["retrains"], config["ks"], len(targets)
+    eval_data = eval_data or datasets
+    hits = np.zeros((n_targets, retrains, len(ks)), dtype=np.int64)
+    eligible = np.zeros(n_targets, dtype=np.int64)
+    rmse = None if test is None else np.full((n_targets, retrains), np.nan)
+    shared = len(datasets) == 1
+    batched = "per_replica_data" in victim_class(config["victim"]["name"]).capabilities
+    group = max(1, MAX_REPLICAS_PER_FIT // retrains) if batched and not shared else 1
+    groups = (
+        [[0]]
+        if shared
+        else [list(range(i, min(i + group, n_targets))) for i in range(0, n_targets, group)]
+    )
+    for members in groups:
+        n_replicas = retrains * len(members)
+        model = _new_victim(config["victim"], n_replicas, seed, device)
+        say(f"training {n_replicas} {config['victim']['name']} replicas")
+        if len(members) > 1:
+            model.fit([datasets[t] for t in members for _ in range(retrains)])
+        else:
+            model.fit(datasets[0] if shared else datasets[members[0]])
+        say("measuring HR_t")
+        if shared:
+            thr = target_hit_ratio(
+                model, eval_data[0], targets, ks, batch_size=_score_batch(model, datasets[0])
+            )
+            hits[:] = thr.hits.transpose(1, 0, 2)
+            eligible[:] = thr.eligible
+            if test is not None:
+                rmse[:] = utility_rmse(model, test)[None, :]
+            continue
+        for j, t in enumerate(members):
+            thr = target_hit_ratio(
+                model,
+                eval_data[t],
+                targets[t : t + 1],
+                ks,
+                batch_size=_score_batch(model, datasets[t]),
+            )
+            hits[t] = thr.hits[j * retrains : (j + 1) * retrains, 0]
+            eligible[t] = thr.eligible[0]
+        if test is not None:
+            rmse[members] = utility_rmse(model, test).reshape(len(members), retrains)
+    return hits, eligible, rmse
+
+
+def _new_victim(victim: dict[str, Any], n_replicas: int, seed: int, device: str) -> Recommender:
+    return make_victim(
+        victim["name"], **victim["params"], n_replicas=n_replicas, random_state=seed, device=device
+    )
+
+
+def _score_batch(model: Recommender, data: Interactions) -> int:
+    """Users per scoring block so that ``[replicas, users, items]`` stays within budget."""
+    return int(np.clip(SCORE_BLOCK_ELEMENTS // (model.n_replicas * data.n_items), 1, 1024))
+
+
+def _rmse_split(
+    data: Interactions, config: dict[str, Any]
+) -> tuple[Interactions, Interactions | None]:
+    """(train, test): the hold-out split for RMSE on explicit data, else (data, None)."""
+    if data.is_implicit or config["rmse_holdout"] <= 0:
+        return data, None
+    seed = stable_seed("holdout", config["seed"], config["dataset"])
+    return transforms.holdout_split(data, config["rmse_holdout"], random_state=seed)
+
+
+def _rows(
+    config: dict[str, Any],
+    data: Interactions,
+    targets: np.ndarray,
+    hits: np.ndarray,
+    eligible: np.ndarray,
+    rmse: np.ndarray | None,
+    detection: dict[str, Any] | None = None,
+) -> list[dict[str, Any]]:
+    """One result row per (target, retrain, K)."""
+    rows = []
+    ids = data.item_ids[targets]
+    for t in range(len(targets)):
+        for r in range(config["retrains"]):
+            for j, k in enumerate(config["ks"]):
+                row = {
+                    "target_index": t,
+                    "target_id": str(ids[t]),
+                    "target_type": config["targets"]["type"],
+                    "retrain": r,
+                    "k": k,
+                    "eligible": int(eligible[t]),
+                    "hits": int(hits[t, r, j]),
+                    "hr": _ratio(hits[t, r, j], eligible[t]),
+                    "rmse": None if rmse is None else float(rmse[t, r]),
+                }
+                if detection is not None:
+                    result = detection["results"][t]
+                    row.update(
+                        eligible_detected=int(detection["eligible"][t]),
+                        hits_detected=int(detection["hits"][t, r, j]),
+                        hr_detected=_ratio(detection["hits"][t, r, j], detection["eligible"][t]),
+                        fpr=float(result.fpr),
+                        fnr=float(result.fnr),
+                    )
+                rows.append(row)
+    return rows
+
+
+def _ratio(hits: int, eligible: int) -> float | None:
+    return float(hits) / float(eligible) if eligible > 0 else None
+
+
+def jsonable(value: Any) -> Any:
+    """JSON fallback for numpy scalars and arrays (used for configs and info)."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, set | frozenset | tuple):
+        return list(value)
+    return str(value)

@@ -1,0 +1,351 @@
+"""Turn a results store into tables: a pandas DataFrame, Markdown shaped like the paper's tables,
+CSV and JSON.
+
+Statistics. For each row (dataset, victim, attack, size, target type, knowledge, fillers, K),
+HR_t@K is first averaged over the retrains of each target, giving one number per target; those
+are averaged over targets (``hr_mean``, the paper's HR averaged over targets and retrains). The
+standard error ``hr_se`` is the sample standard deviation of the per-target means divided by
+sqrt(number of targets): targets are the independent units (the retrains of one target share its
+data and its fake users), and the per-target means already carry the retrain noise. With a
+single target the SE is taken over its retrains instead. Targets without eligible users are
+left out. The ``none`` row is computed once per (dataset, victim, target set) and repeated in
+every size / knowledge / filler column. The same rules give ``hr_mean_detected`` /
+``hr_se_detected`` under a detector; ``fpr`` and ``fnr`` are means over targets.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from recpoison.errors import ConfigError
+from recpoison.experiment.spec import NO_ATTACK, Spec
+from recpoison.experiment.store import Store
+
+#: The dimensions that identify a report row, in display order.
+DIMENSIONS = ("dataset", "victim", "attack", "knowledge", "n_fillers", "target_type", "size", "k")
+#: The value columns of a report, in display order (optional ones only when present).
+METRICS = (
+    "hr_mean",
+    "hr_se",
+    "n_targets",
+    "n_retrains",
+    "n_fake",
+    "surrogate",
+    "surrogate_hr",
+    "surrogate_hr_before",
+    "rmse",
+    "detector",
+    "fpr",
+    "fnr",
+    "hr_mean_detected",
+    "hr_se_detected",
+)
+FORMATS = ("markdown", "csv", "json")
+
+
+def build_report(store_path: str | Path, run: int | None = None) -> pd.DataFrame:
+    """One row per (dataset, victim, attack, knowledge, n_fillers, target_type, size, k) of run
+    ``run`` (default: the latest) with ``hr_mean``, ``hr_se``, ``n_targets``, ``n_retrains``,
+    ``n_fake``, ``surrogate``, ``surrogate_hr`` (surrogate-based attacks), ``rmse`` (explicit
+    victims) and, with a detector, ``detector``, ``fpr``, ``fnr``, ``hr_mean_detected`` and
+    ``hr_se_detected``. See the module doc for the statistics."""
+    with Store.open(store_path, create=False) as store:
+        run = store.latest_run() if run is None else run
+        spec = Spec.model_validate(store.run_spec(run))
+        cells = _cells(store, run, "attack")
+        columns, rows = store.query(
+            "SELECT r.* FROM results r JOIN run_cells rc ON rc.cell_key = r.cell_key "
+            "WHERE rc.run_id = ?",
+            (run,),
+        )
+    results = pd.DataFrame(rows, columns=columns)
+    if results.empty:
+        return pd.DataFrame(columns=[*DIMENSIONS, "hr_mean", "hr_se", "n_targets", "n_retrains"])
+    detected = results["hr_detected"].notna().any()
+    table = []
+    for (key, k), group in results.groupby(["cell_key", "k"], sort=False):
+        labels, info = cells[key]
+        row: dict[str, Any] = {**{d: labels.get(d) for d in DIMENSIONS}, "k": int(k)}
+        row.update(_summary(group, "hr"))
+        row["n_fake"] = info.get("n_fake", 0)
+        row["surrogate"] = labels.get("surrogate")
+        row.update(_surrogate_hr(info))
+        if group["rmse"].notna().any():
+            row["rmse"] = float(group["rmse"].mean())
+        if detected:
+            row["detector"] = labels.get("detector")
+            per_target = group.groupby("target_index")[["fpr", "fnr"]].first()
+            row["fpr"], row["fnr"] = per_target["fpr"].mean(), per_target["fnr"].mean()
+            stats = _summary(group, "hr_detected")
+            row["hr_mean_detected"], row["hr_se_detected"] = stats["hr_mean"], stats["hr_se"]
+        table.append(row)
+    frame = _expand_baseline(pd.DataFrame(table), spec)
+    return _ordered(frame, spec)
+
+
+def quality_report(store_path: str | Path, run: int | None = None) -> pd.DataFrame:
+    """Leave-one-out HR@K / NDCG@K of each clean victim: mean and SE over its retrains."""
+    with Store.open(store_path, create=False) as store:
+        run = store.latest_run() if run is None else run
+        cells = _cells(store, run, "quality")
+        columns, rows = store.query(
+            "SELECT q.* FROM quality q JOIN run_cells rc ON rc.cell_key = q.cell_key "
+            "WHERE rc.run_id = ?",
+            (run,),
+        )
+    quality = pd.DataFrame(rows, columns=columns)
+    table = []
+    for key, group in quality.groupby("cell_key", sort=False):
+        labels, _ = cells[key]
+        n = len(group)
+        table.append(
+            {
+                "dataset": labels["dataset"],
+                "victim": labels["victim"],
+                "k": int(group["k"].iloc[0]),
+                "hr": group["hr"].mean(),
+                "hr_se": _se(group["hr"].to_numpy()),
+                "ndcg": group["ndcg"].mean(),
+                "ndcg_se": _se(group["ndcg"].to_numpy()),
+                "n_retrains": n,
+                "users": int(group["users"].iloc[0]),
+                "negatives": int(group["negatives"].iloc[0]),
+            }
+        )
+    return pd.DataFrame(
+        table,
+        columns=[
+            "dataset",
+            "victim",
+            "k",
+            "hr",
+            "hr_se",
+            "ndcg",
+            "ndcg_se",
+            "n_retrains",
+            "users",
+            "negatives",
+        ],
+    )
+
+
+def run_title(store_path: str | Path, run: int | None = None) -> str:
+    """``name (run N, recpoison V)`` of a run, for report headings."""
+    with Store.open(store_path, create=False) as store:
+        run = store.latest_run() if run is None else run
+        info = next(r for r in store.runs() if r["id"] == run)
+    return f"{info['name']} (run {run}, recpoison {info['recpoison_version']})"
+
+
+# -- statistics -------------------------------------------------------------------------------
+def _summary(group: pd.DataFrame, column: str) -> dict[str, Any]:
+    """hr_mean / hr_se over targets of the retrain-averaged values (see the module doc)."""
+    values = group.dropna(subset=[column])
+    per_target = values.groupby("target_index")[column].mean()
+    n_targets = len(per_target)
+    se = _se((per_target if n_targets > 1 else values[column]).to_numpy())
+    return {
+        "hr_mean": float(per_target.mean()) if n_targets else np.nan,
+        "hr_se": se,
+        "n_targets": n_targets,
+        "n_retrains": int(group["retrain"].nunique()),
+    }
+
+
+def _se(values: np.ndarray) -> float:
+    values = values[np.isfinite(values)]
+    return float(values.std(ddof=1) / np.sqrt(len(values))) if len(values) > 1 else np.nan
+
+
+def _surrogate_hr(info: dict[str, Any]) -> dict[str, float]:
+    """Mean over targets of the surrogate's own HR_t reported by the attack (when it does)."""
+    before, after = [], []
+    for item in info.get("attack", []):
+        value = item.get("surrogate_hr")
+        if isinstance(value, dict):
+            before.append(value.get("before"))
+            after.append(value.get("after"))
+        elif value is not None:
+            after.append(value)
+    out = {}
+    for name, values in (("surrogate_hr", after), ("surrogate_hr_before", before)):
+        numbers = [v for v in values if v is not None]
+        if numbers:
+            out[name] = float(np.mean(numbers))
+    return out
+
+
+# -- shaping ----------------------------------------------------------------------------------
+def _cells(store: Store, run: int, kind: str) -> dict[str, tuple[dict, dict]]:
+    _, rows = store.query(
+        "SELECT c.key, rc.labels_json, c.info_json FROM cells c JOIN run_cells rc "
+        "ON rc.cell_key = c.key WHERE rc.run_id = ? AND c.kind = ? AND c.status = 'done'",
+        (run, kind),
+    )
+    return {key: (json.loads(labels), json.loads(info or "{}")) for key, labels, info in rows}
+
+
+def _expand_baseline(frame: pd.DataFrame, spec: Spec) -> pd.DataFrame:
+    """Repeat each ``none`` row in every size, knowledge and filler column of the spec."""
+    is_none = frame["attack"] == NO_ATTACK
+    attacked = frame[~is_none]
+    if not is_none.any() or attacked.empty:
+        return frame
+    combos = attacked[["size", "knowledge", "n_fillers"]].drop_duplicates()
+    baseline = frame[is_none].drop(columns=["size", "knowledge", "n_fillers"])
+    return pd.concat([baseline.merge(combos, how="cross"), attacked], ignore_index=True)
+
+
+def _ordered(frame: pd.DataFrame, spec: Spec) -> pd.DataFrame:
+    """Rows in spec order (none first), dimension columns first."""
+    order = {
+        "dataset": [d.display for d in spec.datasets],
+        "victim": [v.display for v in spec.victims],
+        "attack": [NO_ATTACK, *[a.display for a in spec.attacks if a.name != NO_ATTACK]],
+        "target_type": [t.display for t in spec.targets],
+        "knowledge": [k.display for k in spec.knowledge],
+    }
+    frame = frame.copy()
+    frame["n_fillers"] = frame["n_fillers"].astype("Int64")
+    keys = frame[list(DIMENSIONS)].copy()
+    for column, values in order.items():
+        keys[column] = keys[column].map({v: i for i, v in enumerate(values)})
+    frame = frame.loc[keys.sort_values(list(DIMENSIONS), na_position="first").index]
+    rest = [c for c in METRICS if c in frame.columns]
+    return frame[[*DIMENSIONS, *rest]].reset_index(drop=True)
+
+
+# -- rendering --------------------------------------------------------------------------------
+def to_markdown(
+    report: pd.DataFrame, quality: pd.DataFrame | None = None, title: str | None = None
+) -> str:
+    """Markdown tables shaped like the paper's: rows attacks, columns target type x the swept
+    dimension (attack size; else K, filler count or knowledge), one table per remaining
+    combination. Cells read ``mean ± SE``."""
+    parts = [f"## {title}", ""] if title else []
+    if report.empty:
+        return "\n".join([*parts, "(no finished cells yet)", ""])
+    column_dim = _column_dimension(report)
+    parts += _tables(report, column_dim, "hr_mean", "hr_se", "HR_t@{k} (mean ± SE over targets)")
+    if "fnr" in report.columns:
+        attacked = report[report["attack"] != NO_ATTACK]
+        if column_dim != "k":  # detection does not depend on K
+            attacked = attacked[attacked["k"] == attacked["k"].min()]
+        parts += _tables(attacked, column_dim, "fpr", None, "FPR of {detector}")
+        parts += _tables(attacked, column_dim, "fnr", None, "FNR of {detector}")
+        baseline = report["attack"] == NO_ATTACK  # no attack, no detector (Table IX)
+        shown = report.copy()
+        shown.loc[baseline, "hr_mean_detected"] = shown.loc[baseline, "hr_mean"]
+        shown.loc[baseline, "hr_se_detected"] = shown.loc[baseline, "hr_se"]
+        parts += _tables(
+            shown,
+            column_dim,
+            "hr_mean_detected",
+            "hr_se_detected",
+            "HR_t@{k} under detection by {detector}",
+        )
+    if quality is not None and not quality.empty:
+        parts += [
+            "### Clean victim quality (leave-one-out, sampled negatives)",
+            "",
+            "| dataset | victim | HR@10 | NDCG@10 | retrains | negatives |",
+            "|---|---|---|---|---|---|",
+        ]
+        for row in quality.itertuples():
+            parts.append(
+                f"| {row.dataset} | {row.victim} | {_cell(row.hr, row.hr_se)} | "
+                f"{_cell(row.ndcg, row.ndcg_se)} | {row.n_retrains} | {row.negatives} |"
+            )
+        parts.append("")
+    return "\n".join(parts)
+
+
+def _column_dimension(report: pd.DataFrame) -> str:
+    for dim in ("size", "k", "n_fillers", "knowledge"):
+        if report[dim].nunique(dropna=False) > 1:
+            return dim
+    return "size"
+
+
+def _tables(
+    report: pd.DataFrame, column_dim: str, value: str, error: str | None, caption: str
+) -> list[str]:
+    other = [
+        d
+        for d in ("dataset", "victim", "knowledge", "n_fillers", "k", "size")
+        if d != column_dim
+        and (d in ("dataset", "victim", "k") or report[d].nunique(dropna=False) > 1)
+    ]
+    lines: list[str] = []
+    for values, group in report.groupby(other, sort=False, dropna=False):
+        context = dict(zip(other, values if isinstance(values, tuple) else (values,), strict=True))
+        detector = group["detector"].dropna().iloc[0] if "detector" in group else ""
+        heading = " · ".join(_label(d, context[d]) for d in other if d != "k")
+        lines += [
+            f"### {heading} — " + caption.format(k=context.get("k", "K"), detector=detector),
+            "",
+        ]
+        headers = list(
+            group[["target_type", column_dim]].drop_duplicates().itertuples(index=False, name=None)
+        )
+        lines.append(
+            "| attack | " + " | ".join(f"{t} {_label(column_dim, c)}" for t, c in headers) + " |"
+        )
+        lines.append("|---" * (len(headers) + 1) + "|")
+        for attack, rows in group.groupby("attack", sort=False):
+            by = {(r["target_type"], r[column_dim]): r for _, r in rows.iterrows()}
+            cells = [
+                _cell(by[h][value], by[h][error] if error else None) if h in by else ""
+                for h in headers
+            ]
+            lines.append(f"| {attack} | " + " | ".join(cells) + " |")
+        lines.append("")
+    return lines
+
+
+def _label(dim: str, value: Any) -> str:
+    if dim == "size":
+        return f"{float(value) * 100:g}%"
+    if dim == "k":
+        return f"K={value}"
+    if dim == "n_fillers":
+        return "fillers=default" if pd.isna(value) else f"{value} fillers"
+    if dim == "knowledge":
+        return f"knowledge {value}"
+    return str(value)
+
+
+def _cell(mean: float, se: float | None) -> str:
+    if mean is None or pd.isna(mean):
+        return "–"
+    if se is None or pd.isna(se):
+        return f"{mean:.4f}"
+    return f"{mean:.4f} ± {se:.4f}"
+
+
+def write_report(
+    report: pd.DataFrame,
+    fmt: str,
+    out: str | Path | None = None,
+    quality: pd.DataFrame | None = None,
+    title: str | None = None,
+) -> str:
+    """Render ``report`` as markdown, csv or json (a list of objects); write it to ``out`` when
+    given and return the text."""
+    if fmt not in FORMATS:
+        raise ConfigError(f"unknown report format {fmt!r}; choose one of: {', '.join(FORMATS)}")
+    if fmt == "markdown":
+        text = to_markdown(report, quality, title)
+    elif fmt == "csv":
+        text = report.to_csv(index=False)
+    else:
+        text = json.dumps(json.loads(report.to_json(orient="records")), indent=2) + "\n"
+    if out is not None:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        Path(out).write_text(text)
+    return text

@@ -1,0 +1,138 @@
+"""Run an experiment: validate, expand into cells, skip finished ones, execute, store.
+
+Everything that can be checked is checked before the first cell runs: the spec, the backend (Ray
+installed?), the device, the datasets (loaded and transformed once here), the data-dependent
+pairings and the target sets. The runner is the only writer of the store; each finished cell is
+written in one transaction, so an interrupted run resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from recpoison.experiment.backends import get_backend
+from recpoison.experiment.cells import Cell, expand_cells, prepared_dataset, resolve_targets
+from recpoison.experiment.spec import Spec, check_data_pairings, parse_spec
+from recpoison.experiment.store import Store
+from recpoison.utils import resolve_device
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """What a run did: its id in the store, how many cells it has, computed and skipped."""
+
+    run_id: int
+    store_path: Path
+    n_cells: int
+    n_computed: int
+    n_skipped: int
+    seconds: float
+
+
+def run_experiment(
+    spec: Spec | Mapping[str, Any],
+    store_path: str | Path,
+    backend: str = "local",
+    device: str | None = None,
+    progress: bool = True,
+    address: str | None = None,
+) -> RunSummary:
+    """Run every cell of ``spec`` not yet in the store at ``store_path``.
+
+    ``device`` overrides ``spec.device``; ``backend`` is ``local`` or ``ray`` (``address`` is
+    passed to ``ray.init``); ``progress`` shows a progress bar on stderr. A failing cell is
+    recorded as failed and its error raised; cells finished before it are kept.
+    """
+    start = time.perf_counter()
+    spec = spec if isinstance(spec, Spec) else parse_spec(spec)
+    execute = get_backend(backend, address)
+    device = device or spec.device
+    resolve_device(device)
+    cells = expand_cells(spec)
+    _preflight(spec, cells)
+    with Store.open(store_path) as store:
+        run_id = store.start_run(spec.name, spec.to_json(), cells)
+        done = store.done_keys()
+        pending = [cell for cell in cells if cell.key not in done]
+        logger.info(
+            "run %d of %s: %d cells, %d already done",
+            run_id,
+            spec.name,
+            len(cells),
+            len(cells) - len(pending),
+        )
+        with _reporter(progress, len(cells), len(cells) - len(pending)) as report:
+            for cell, outcome in execute(pending, device, report.status):
+                if isinstance(outcome, Exception):
+                    store.mark_failed(cell, outcome, run_id)
+                    raise outcome
+                store.write_cell(cell, outcome, run_id)
+                report.done(cell, outcome.seconds)
+        store.finish_run(run_id)
+    return RunSummary(
+        run_id,
+        Path(store_path),
+        len(cells),
+        len(pending),
+        len(cells) - len(pending),
+        time.perf_counter() - start,
+    )
+
+
+def _preflight(spec: Spec, cells: list[Cell]) -> None:
+    """Load every dataset once and check pairings and target sets before any training."""
+    datasets = [prepared_dataset(d.model_dump(mode="json"), spec.seed) for d in spec.datasets]
+    check_data_pairings(spec, datasets)
+    checked: set[str] = set()
+    for cell in cells:
+        config = cell.config
+        if config["kind"] != "attack":
+            continue
+        marker = repr((config["dataset"], config["targets"]))
+        if marker not in checked:
+            checked.add(marker)
+            resolve_targets(prepared_dataset(config["dataset"], spec.seed), config)
+
+
+class _Reporter:
+    """Progress over cells: a rich bar (stderr) or log lines."""
+
+    def __init__(self, bar: Progress | None, total: int, skipped: int) -> None:
+        self.bar = bar
+        self.task = bar.add_task("cells", total=total, completed=skipped) if bar else None
+
+    def status(self, cell: Cell, message: str) -> None:
+        if self.bar is not None:
+            self.bar.update(self.task, description=f"{cell.describe()}: {message}")
+        logger.debug("%s: %s", cell.describe(), message)
+
+    def done(self, cell: Cell, seconds: float) -> None:
+        if self.bar is not None:
+            self.bar.update(self.task, advance=1, description=cell.describe())
+        logger.info("done %s in %.1f s", cell.describe(), seconds)
+
+
+@contextmanager
+def _reporter(show: bool, total: int, skipped: int) -> Iterator[_Reporter]:
+    if not show:
+        yield _Reporter(None, total, skipped)
+        return
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=Console(stderr=True), transient=False) as bar:
+        yield _Reporter(bar, total, skipped)

@@ -1,0 +1,489 @@
+"""The experiment spec: a validated, strict description of what the runner computes.
+
+A spec is written in YAML (or taken from a preset) and validated here with pydantic v2. Unknown
+keys are errors, every field maps 1:1 to a parameter of the models below, and every error a user
+can make becomes one :class:`~recpoison.errors.ConfigError` line naming the field path, e.g.
+``sizes.0: Input should be greater than 0 (got 0)``.
+
+Validation has two stages, both before any work is done:
+
+1. :func:`parse_spec` checks shapes and values (pydantic), then names against the registries
+   (unknown names get a suggestion), constructor parameters against the classes' signatures, and
+   impossible pairings that are visible without data (an attack's ``requires`` against the
+   surrogate's capabilities; an explicit-only victim or attack on binarized data).
+2. :func:`check_data_pairings` repeats the data-dependent checks once the datasets are loaded
+   (an implicit-only victim on explicit data, an attack needing explicit ratings on implicit data).
+
+Components whose module is not importable yet are checked by name only.
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+import logging
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from recpoison.attacks import ATTACKS
+from recpoison.data.interactions import Interactions
+from recpoison.detectors import DETECTORS
+from recpoison.errors import ConfigError
+from recpoison.registry import resolve
+from recpoison.victims import VICTIMS
+
+logger = logging.getLogger(__name__)
+
+#: The attack name of the no-attack baseline row.
+NO_ATTACK = "none"
+#: Dataset transforms a spec may name, in ``recpoison.data.transforms``.
+TRANSFORMS = ("binarize", "k_core", "subsample_ratings", "subsample_users")
+#: Victim parameters the runner sets itself (from ``retrains``, ``seed`` and ``device``).
+RUNNER_VICTIM_PARAMS = ("n_replicas", "random_state", "device", "seeds")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DatasetSpec(_Strict):
+    """A dataset: ``load_dataset(source, format, columns, name=, rating_scale=, implicit=)``,
+    then ``transforms`` in order.
+
+    A transform is a name (``binarize``) or a one-key mapping ``{k_core: 10}`` /
+    ``{subsample_users: 0.5}`` / ``{k_core: {k: 10}}``; randomized transforms are seeded from
+    the spec's seed. ``name`` also labels the dataset in reports (default: the source).
+    """
+
+    source: str
+    format: str | None = None
+    columns: dict[str, str] | None = None
+    name: str | None = None
+    rating_scale: tuple[float, float] | None = None
+    implicit: bool = False
+    transforms: list[str | dict[str, Any]] = Field(default_factory=list)
+
+    @field_validator("transforms")
+    @classmethod
+    def _known_transforms(cls, steps: list[str | dict[str, Any]]) -> list[str | dict[str, Any]]:
+        for step in steps:
+            if isinstance(step, dict) and len(step) != 1:
+                raise ValueError(f"a transform is one name or a one-key mapping, got {step!r}")
+            name = step if isinstance(step, str) else next(iter(step))
+            if name not in TRANSFORMS:
+                choices = ", ".join(TRANSFORMS)
+                raise ValueError(f"unknown transform {name!r}; choose one of: {choices}")
+        return steps
+
+    @property
+    def display(self) -> str:
+        return self.name or Path(self.source).name
+
+    @property
+    def binarized(self) -> bool:
+        return any(
+            step == "binarize" or (isinstance(step, dict) and "binarize" in step)
+            for step in self.transforms
+        )
+
+
+class ComponentSpec(_Strict):
+    """A registered component (victim, surrogate, attack, detector) and its constructor params.
+
+    ``label`` names it in reports (default: the name); labels must be unique in their list.
+    """
+
+    name: str
+    params: dict[str, Any] = Field(default_factory=dict)
+    label: str | None = None
+
+    @property
+    def display(self) -> str:
+        return self.label or self.name
+
+    def key(self) -> dict[str, Any]:
+        """The part that determines results (the label does not)."""
+        return {"name": self.name, "params": self.params}
+
+
+class TargetSpec(_Strict):
+    """A target set: ``count`` random items, ``count`` unpopular items (fewer ratings than
+    ``threshold``, default from ``default_unpopular_threshold``), or explicit original ``items``."""
+
+    type: Literal["random", "unpopular", "items"] = "random"
+    count: Annotated[int, Field(ge=1)] = 10
+    threshold: Annotated[int, Field(ge=1)] | None = None
+    items: list[int | str] | None = None
+    label: str | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> TargetSpec:
+        if self.threshold is not None and self.type != "unpopular":
+            raise ValueError("threshold only applies to unpopular targets")
+        if (self.type == "items") != (self.items is not None):
+            raise ValueError("give `items:` exactly when type is 'items'")
+        if self.items is not None and len(self.items) == 0:
+            raise ValueError("items must list at least one original item id")
+        return self
+
+    @property
+    def display(self) -> str:
+        return self.label or self.type
+
+    def key(self) -> dict[str, Any]:
+        return self.model_dump(exclude={"label", "count"} if self.items else {"label"})
+
+
+class KnowledgeSpec(_Strict):
+    """What the attacker sees: everything, a ``fraction`` of the ratings, or of the users."""
+
+    kind: Literal["full", "ratings", "users"] = "full"
+    fraction: Annotated[float, Field(gt=0, le=1)] = 1.0
+
+    @model_validator(mode="after")
+    def _full_is_whole(self) -> KnowledgeSpec:
+        if self.kind == "full" and self.fraction != 1.0:
+            raise ValueError("knowledge kind 'full' has fraction 1; use 'ratings' or 'users'")
+        return self
+
+    @property
+    def display(self) -> str:
+        return "full" if self.kind == "full" else f"{self.kind} {self.fraction:.0%}"
+
+
+class Spec(_Strict):
+    """An experiment: datasets x victims x attacks x sizes x target sets x knowledge x fillers.
+
+    ``surrogate`` (default: each victim itself, i.e. white-box) is what surrogate-based attacks
+    optimize against; a different one measures transfer. ``retrains`` victims are trained from
+    scratch per target and cell; ``ks`` are the list lengths of HR_t@K; ``n_fillers`` (optional)
+    sweeps the attacks' filler count; ``victim_quality`` adds leave-one-out HR@10/NDCG@10 of each
+    clean victim; ``rmse_holdout`` is the test fraction for RMSE of explicit victims (0: off).
+    """
+
+    name: str
+    description: str = ""
+    datasets: Annotated[list[DatasetSpec], Field(min_length=1)]
+    victims: Annotated[list[ComponentSpec], Field(min_length=1)]
+    surrogate: ComponentSpec | None = None
+    attacks: Annotated[list[ComponentSpec], Field(min_length=1)]
+    sizes: Annotated[list[Annotated[float, Field(gt=0, le=1)]], Field(min_length=1)]
+    targets: Annotated[list[TargetSpec], Field(min_length=1)]
+    knowledge: Annotated[list[KnowledgeSpec], Field(min_length=1)] = Field(
+        default_factory=lambda: [KnowledgeSpec()]
+    )
+    retrains: Annotated[int, Field(ge=1)] = 3
+    ks: Annotated[list[Annotated[int, Field(ge=1)]], Field(min_length=1)] = Field(
+        default_factory=lambda: [10]
+    )
+    n_fillers: list[Annotated[int, Field(ge=0)]] | None = None
+    victim_quality: bool = True
+    rmse_holdout: Annotated[float, Field(ge=0, lt=1)] = 0.1
+    detector: ComponentSpec | None = None
+    device: str = "auto"
+    seed: int = 0
+
+    @field_validator("knowledge", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        return [value] if isinstance(value, Mapping) else value
+
+    @field_validator("sizes", "ks", "n_fillers")
+    @classmethod
+    def _distinct(cls, values: list[Any] | None) -> list[Any] | None:
+        if values is not None and len(set(values)) != len(values):
+            raise ValueError(f"values must be distinct, got {values}")
+        return values
+
+    @model_validator(mode="after")
+    def _unique_labels(self) -> Spec:
+        groups: dict[str, Sequence[Any]] = {
+            "datasets": [d.display for d in self.datasets],
+            "victims": [v.display for v in self.victims],
+            "attacks": [a.display for a in self.attacks],
+            "targets": [t.display for t in self.targets],
+            "knowledge": [k.display for k in self.knowledge],
+        }
+        for field, labels in groups.items():
+            repeated = sorted({x for x in labels if labels.count(x) > 1})
+            if repeated:
+                key = "name" if field == "datasets" else "label"
+                raise ValueError(
+                    f"{field}: {repeated[0]!r} appears twice; give each entry a distinct `{key}:`"
+                )
+        return self
+
+    def surrogate_for(self, victim: ComponentSpec) -> ComponentSpec:
+        """The surrogate an attack on ``victim`` uses (the victim itself when none is set)."""
+        return self.surrogate or victim
+
+    def to_json(self) -> dict[str, Any]:
+        """The resolved spec (defaults filled in) as JSON-compatible data."""
+        return self.model_dump(mode="json")
+
+
+# -- parsing ----------------------------------------------------------------------------------
+def parse_spec(raw: Mapping[str, Any]) -> Spec:
+    """Validate a mapping into a :class:`Spec`, then check names and pairings (ConfigError)."""
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"a spec must be a mapping of fields, got {type(raw).__name__}")
+    try:
+        spec = Spec.model_validate(dict(raw))
+    except ValidationError as error:
+        raise ConfigError(_one_line(error)) from None
+    check_components(spec)
+    return spec
+
+
+def load_spec(path: str | Path) -> Spec:
+    """Read and validate a YAML spec file."""
+    return parse_spec(read_yaml(path))
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    """The mapping in a YAML file (ConfigError when missing or not a mapping)."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except OSError as error:
+        raise ConfigError(f"cannot read spec {str(path)!r}: {error.strerror}") from None
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path}: not valid YAML ({str(error).splitlines()[0]})") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: a spec must be a YAML mapping of fields")
+    return raw
+
+
+def apply_overrides(raw: Mapping[str, Any], assignments: Sequence[str]) -> dict[str, Any]:
+    """A copy of ``raw`` with ``KEY=VALUE`` assignments applied (values parsed as YAML).
+
+    Keys are dotted paths (``retrains``, ``victims.params.epochs``, ``datasets.0.source``); a
+    path step that meets a list applies to every entry, or to one when it is an index, so
+    ``targets.count=5`` sets the count of every target set. Unknown keys are reported when the
+    result is validated.
+    """
+    result = copy.deepcopy(dict(raw))
+    for assignment in assignments:
+        path, sep, text = assignment.partition("=")
+        if not sep or not path.strip():
+            raise ConfigError(f"--set expects KEY=VALUE, got {assignment!r}")
+        try:
+            value = yaml.safe_load(text)
+        except yaml.YAMLError:
+            raise ConfigError(f"--set {path}: cannot parse {text!r} as a YAML value") from None
+        _assign(result, path.strip().split("."), value, path.strip())
+    return result
+
+
+def _assign(node: Any, parts: list[str], value: Any, path: str) -> None:
+    key, rest = parts[0], parts[1:]
+    if isinstance(node, list):
+        if not key.isdigit():
+            for item in node:
+                _assign(item, parts, value, path)
+            return
+        if int(key) >= len(node):
+            raise ConfigError(f"--set {path}: index {key} is out of range ({len(node)} entries)")
+        if rest:
+            _assign(node[int(key)], rest, value, path)
+        else:
+            node[int(key)] = value
+        return
+    if not isinstance(node, dict):
+        raise ConfigError(f"--set {path}: {key!r} is below a value that is not a mapping")
+    if not rest:
+        node[key] = value
+        return
+    if node.get(key) is None:
+        node[key] = {}
+    _assign(node[key], rest, value, path)
+
+
+def _one_line(error: ValidationError) -> str:
+    """The first pydantic error as ``path: problem``, plus how many more there are."""
+    errors = error.errors(include_url=False)
+    first = errors[0]
+    loc = [str(part) for part in first["loc"]]
+    path = ".".join(loc) or "spec"
+    if first["type"] == "extra_forbidden":
+        where = f" in {'.'.join(loc[:-1])}" if len(loc) > 1 else ""
+        allowed = _allowed_keys(first["loc"][:-1])
+        message = f"unknown key {loc[-1]!r}{where}" + (
+            f" (allowed: {', '.join(allowed)})" if allowed else ""
+        )
+    elif first["type"] == "missing":
+        message = f"{path}: required field is missing"
+    else:
+        text = first["msg"].removeprefix("Value error, ")
+        shown = first.get("input")
+        got = f" (got {shown!r})" if isinstance(shown, int | float | str) and loc else ""
+        message = f"{path}: {text}{got}"
+    more = len(errors) - 1
+    return message + (f" (and {more} more error{'s' * (more > 1)})" if more else "")
+
+
+def _allowed_keys(loc: Sequence[int | str]) -> list[str]:
+    """The field names of the model found at ``loc`` below :class:`Spec`."""
+    model: type[BaseModel] = Spec
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        field = model.model_fields.get(str(part))
+        if field is None:
+            return []
+        nested = _model_in(field.annotation)
+        if nested is None:
+            return []
+        model = nested
+    return list(model.model_fields)
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    if inspect.isclass(annotation) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()):
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    for meta in getattr(annotation, "__metadata__", ()):
+        found = _model_in(meta)
+        if found is not None:
+            return found
+    return None
+
+
+# -- names, parameters and pairings -----------------------------------------------------------
+def component_class(family: str, table: Mapping[str, str], name: str) -> type | None:
+    """The registered class, or None when its module cannot be imported yet (ConfigError for an
+    unknown name)."""
+    if name not in table:
+        resolve(family, table, name)
+    module_name = table[name].split(":")[0]
+    try:
+        return resolve(family, table, name)
+    except ModuleNotFoundError as error:
+        if not (error.name or "").startswith("recpoison"):
+            raise
+        logger.debug(
+            "%s %r: module %s not importable yet; checked by name only", family, name, module_name
+        )
+        return None
+
+
+def attack_class_or_none(name: str) -> type | None:
+    """The attack class for ``name`` (None for the 'none' row or an unimportable module)."""
+    return None if name == NO_ATTACK else component_class("attack", ATTACKS, name)
+
+
+def check_components(spec: Spec) -> None:
+    """Names, constructor parameters and data-independent pairings (ConfigError)."""
+    victims = {}
+    for i, victim in enumerate(spec.victims):
+        victims[i] = _checked(f"victims.{i}", "victim", VICTIMS, victim, RUNNER_VICTIM_PARAMS)
+    surrogate_cls = None
+    if spec.surrogate is not None:
+        surrogate_cls = _checked(
+            "surrogate", "victim", VICTIMS, spec.surrogate, RUNNER_VICTIM_PARAMS
+        )
+    if spec.detector is not None:
+        _checked("detector", "detector", DETECTORS, spec.detector, ("random_state",))
+    attack_table = {NO_ATTACK: "", **ATTACKS}
+    for i, attack in enumerate(spec.attacks):
+        if attack.name == NO_ATTACK:
+            if attack.params:
+                raise ConfigError(f"attacks.{i}: the 'none' attack takes no params")
+            continue
+        if attack.name not in attack_table:
+            try:
+                resolve("attack", attack_table, attack.name)
+            except ConfigError as error:
+                raise ConfigError(f"attacks.{i}.name: {error}") from None
+        attack_cls = _checked(f"attacks.{i}", "attack", ATTACKS, attack, ("random_state",))
+        if attack_cls is None:
+            continue
+        requires = getattr(attack_cls, "requires", frozenset())
+        for j, victim in enumerate(spec.victims):
+            surrogate = surrogate_cls if spec.surrogate is not None else victims[j]
+            label = (spec.surrogate or victim).name
+            if (
+                "differentiable" in requires
+                and surrogate is not None
+                and "differentiable" not in surrogate.capabilities
+            ):
+                raise ConfigError(
+                    f"attacks.{i}: {attack.name} needs a differentiable surrogate "
+                    f"and {label} is not one; set `surrogate:` to a neural victim"
+                )
+        if "explicit_ratings" in requires:
+            for d, dataset in enumerate(spec.datasets):
+                if dataset.binarized:
+                    raise ConfigError(
+                        f"attacks.{i}: {attack.name} needs explicit ratings but "
+                        f"datasets.{d} is binarized"
+                    )
+    for j, cls in victims.items():
+        caps = getattr(cls, "capabilities", None)
+        for d, dataset in enumerate(spec.datasets):
+            if caps is not None and dataset.binarized and "implicit" not in caps:
+                raise ConfigError(
+                    f"victims.{j}: {spec.victims[j].name} needs explicit ratings "
+                    f"but datasets.{d} is binarized; remove `binarize`"
+                )
+
+
+def check_data_pairings(spec: Spec, datasets: Sequence[Interactions]) -> None:
+    """The pairing checks that need the loaded data (ConfigError)."""
+    for d, data in enumerate(datasets):
+        for j, victim in enumerate(spec.victims):
+            cls = component_class("victim", VICTIMS, victim.name)
+            caps = getattr(cls, "capabilities", frozenset())
+            if data.is_implicit and "implicit" not in caps:
+                raise ConfigError(
+                    f"victims.{j}: {victim.name} needs explicit ratings; "
+                    f"datasets.{d} ({data.name}) is implicit"
+                )
+            if not data.is_implicit and "explicit" not in caps:
+                raise ConfigError(
+                    f"victims.{j}: {victim.name} trains on implicit feedback; add "
+                    f"`binarize` to the transforms of datasets.{d}"
+                )
+        for i, attack in enumerate(spec.attacks):
+            cls = attack_class_or_none(attack.name)
+            if cls is not None and "explicit_ratings" in cls.requires and data.is_implicit:
+                raise ConfigError(
+                    f"attacks.{i}: {attack.name} needs explicit ratings; "
+                    f"datasets.{d} ({data.name}) is implicit"
+                )
+
+
+def _checked(
+    path: str,
+    family: str,
+    table: Mapping[str, str],
+    component: ComponentSpec,
+    reserved: Sequence[str],
+) -> type | None:
+    try:
+        cls = component_class(family, table, component.name)
+    except ConfigError as error:
+        raise ConfigError(f"{path}.name: {error}") from None
+    for key in component.params:
+        if key in reserved:
+            raise ConfigError(
+                f"{path}.params.{key}: set by the runner (use the spec's retrains / seed / device)"
+            )
+    if cls is not None:
+        signature = inspect.signature(cls.__init__)
+        accepts_any = any(p.kind is p.VAR_KEYWORD for p in signature.parameters.values())
+        valid = [p for p in signature.parameters if p != "self"]
+        for key in component.params:
+            if not accepts_any and key not in valid:
+                raise ConfigError(
+                    f"{path}.params.{key}: {component.name} has no parameter "
+                    f"{key!r}; valid: {', '.join(valid)}"
+                )
+    return cls

@@ -1,0 +1,293 @@
+"""Torch building blocks of the NCF victims: stacked replicas and a device-side negative sampler.
+
+``StackedNCF`` holds ``R`` independent GMF / MLP / NeuMF models (He et al., "Neural Collaborative
+Filtering", WWW 2017) of one architecture as stacked parameters, so that one forward/backward pass
+trains all of them:
+
+* embedding tables are flat ``[R * n, d]`` tensors indexed with ``replica * n + index``
+  (``index_select`` on a flat table has a much faster backward on CPU than
+  ``weight[replica, index]``, see DESIGN.md "Performance principles");
+* linear layers are batched matmuls with weights ``[R, in, out]`` and biases ``[R, 1, out]``.
+
+Each replica's parameters are drawn from its own ``torch.Generator`` in a fixed order, so replica
+``r`` of a stacked model is initialised exactly like a one-replica model with the same generator.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from torch import nn
+
+from recpoison.errors import ConfigError
+
+#: Standard deviation of the N(0, 0.01) embedding initialisation of NCF.
+EMBEDDING_STD = 0.01
+
+
+def _glorot_uniform(fan_in: int, fan_out: int, generator: torch.Generator,
+                    device: torch.device) -> torch.Tensor:
+    """Keras' ``glorot_uniform``, the default of NCF's hidden Dense layers."""
+    limit = math.sqrt(6.0 / (fan_in + fan_out))
+    return (torch.rand(fan_in, fan_out, generator=generator, device=device) * 2 - 1) * limit
+
+
+def _lecun_uniform(fan_in: int, fan_out: int, generator: torch.Generator,
+                   device: torch.device) -> torch.Tensor:
+    """Keras' ``lecun_uniform``, NCF's initialisation of the prediction layer."""
+    limit = math.sqrt(3.0 / fan_in)
+    return (torch.rand(fan_in, fan_out, generator=generator, device=device) * 2 - 1) * limit
+
+
+def _normal_rows(n: int, d: int, generator: torch.Generator, device: torch.device) -> torch.Tensor:
+    return torch.randn(n, d, generator=generator, device=device) * EMBEDDING_STD
+
+
+class StackedNCF(nn.Module):
+    """``R`` independent NCF models with stacked parameters.
+
+    ``gmf_dim > 0`` adds the GMF tower (element-wise product of ``gmf_dim``-dimensional user and
+    item embeddings); a non-empty ``mlp_layers`` adds the MLP tower (user and item embeddings of
+    size ``mlp_layers[0] // 2`` concatenated, then ReLU layers ``mlp_layers[1:]``). The last
+    hidden vectors of the towers are concatenated and fed to one linear prediction unit, whose
+    output is the logit of ŷ_ui (NeuMF, Eq. 12 of the NCF paper; GMF and MLP are the one-tower
+    cases). Biases start at zero.
+    """
+
+    def __init__(self, n_users: int, n_items: int, gmf_dim: int, mlp_layers: Sequence[int],
+                 generators: Sequence[torch.Generator], device: torch.device) -> None:
+        super().__init__()
+        self.n_replicas = len(generators)
+        self.n_users = n_users
+        self.n_items = n_items
+        self.gmf_dim = gmf_dim
+        self.mlp_layers = tuple(mlp_layers)
+        self.mlp_dim = self.mlp_layers[0] // 2 if self.mlp_layers else 0
+        out_in = gmf_dim + (self.mlp_layers[-1] if self.mlp_layers else 0)
+
+        user_rows, item_rows = [], []
+        weights: list[list[torch.Tensor]] = [[] for _ in self.mlp_layers[1:]]
+        out_weights = []
+        for g in generators:  # one replica after the other, each from its own generator
+            user_rows.append(self._embedding_rows(n_users, g, device))
+            item_rows.append(self._embedding_rows(n_items, g, device))
+            for k, (fan_in, fan_out) in enumerate(zip(self.mlp_layers, self.mlp_layers[1:],
+                                                      strict=False)):
+                weights[k].append(_glorot_uniform(fan_in, fan_out, g, device))
+            out_weights.append(_lecun_uniform(out_in, 1, g, device))
+        # One table per side: columns [:gmf_dim] are the GMF embedding, the rest the MLP one, so
+        # a step needs one gather (and one scatter-add backward) per side.
+        self.user_table = nn.Parameter(torch.cat(user_rows))  # [R * n_users, gmf_dim + mlp_dim]
+        self.item_table = nn.Parameter(torch.cat(item_rows))  # [R * n_items, gmf_dim + mlp_dim]
+        self.mlp_weights = nn.ParameterList(nn.Parameter(torch.stack(w)) for w in weights)
+        self.mlp_biases = nn.ParameterList(
+            nn.Parameter(torch.zeros(self.n_replicas, 1, w[0].shape[1], device=device))
+            for w in weights
+        )
+        self.out_weight = nn.Parameter(torch.stack(out_weights))  # [R, out_in, 1]
+        self.out_bias = nn.Parameter(torch.zeros(self.n_replicas, 1, device=device))
+        self._grad_buffers: dict[str, torch.Tensor] = {}
+
+    # -- indexing -----------------------------------------------------------------------------
+    def flat_users(self, users: torch.Tensor) -> torch.Tensor:
+        """Flat table rows ``replica * n_users + user`` of ``users`` ([n], shared by replicas)."""
+        offsets = torch.arange(self.n_replicas, device=users.device)[:, None] * self.n_users
+        return (offsets + users[None, :]).reshape(-1)
+
+    def flat_items(self, items: torch.Tensor) -> torch.Tensor:
+        """Flat table rows ``replica * n_items + item`` of ``items`` ([n], shared)."""
+        offsets = torch.arange(self.n_replicas, device=items.device)[:, None] * self.n_items
+        return (offsets + items[None, :]).reshape(-1)
+
+    # -- forward --------------------------------------------------------------------------------
+    def pair_logits(self, flat_users: torch.Tensor, flat_items: torch.Tensor) -> torch.Tensor:
+        """Logits ``[R, n]`` of (user, item) pairs given as flat table rows of length ``R * n``."""
+        return self.rows_logits(self.user_table.index_select(0, flat_users),
+                                self.item_table.index_select(0, flat_items))
+
+    def training_logits(self, flat_users: torch.Tensor,
+                        flat_items: torch.Tensor) -> tuple[torch.Tensor, Callable[[], None]]:
+        """``pair_logits`` for a training step, plus the function to call after ``backward``
+        that adds the embedding-table gradients.
+
+        Same result as autograd through ``index_select``, but the dense table gradients are
+        accumulated into buffers kept between steps: a fresh ``[R * n_items, d]`` gradient per
+        step is a large allocation that the CPU allocator returns to the OS each time, and the
+        page faults of re-allocating it cost about a fifth of a step at R = 30.
+        """
+        user_rows = self.user_table.detach().index_select(0, flat_users).requires_grad_()
+        item_rows = self.item_table.detach().index_select(0, flat_items).requires_grad_()
+
+        def add_table_gradients() -> None:
+            for table, index, rows in ((self.user_table, flat_users, user_rows),
+                                       (self.item_table, flat_items, item_rows)):
+                if table.grad is None:  # not already set by an extra loss through autograd
+                    table.grad = self._zeroed_buffer(table)
+                table.grad.index_add_(0, index, rows.grad)
+
+        return self.rows_logits(user_rows, item_rows), add_table_gradients
+
+    def _zeroed_buffer(self, table: nn.Parameter) -> torch.Tensor:
+        key = "user" if table is self.user_table else "item"
+        buffer = self._grad_buffers.get(key)
+        if buffer is None or buffer.shape != table.shape:
+            buffer = self._grad_buffers[key] = torch.zeros_like(table)
+            return buffer
+        return buffer.zero_()
+
+    def rows_logits(self, user_rows: torch.Tensor, item_rows: torch.Tensor) -> torch.Tensor:
+        """Logits ``[R, n]`` from gathered table rows ``[R * n, gmf_dim + mlp_dim]``."""
+        R, g = self.n_replicas, self.gmf_dim
+        eu = user_rows.view(R, -1, user_rows.shape[1])
+        ei = item_rows.view(R, -1, item_rows.shape[1])
+        parts = []
+        if g:
+            parts.append(eu[:, :, :g] * ei[:, :, :g])
+        if self.mlp_dim:
+            x = torch.cat([eu[:, :, g:], ei[:, :, g:]], dim=2)
+            for w, b in zip(self.mlp_weights, self.mlp_biases, strict=True):
+                x = torch.relu(torch.baddbmm(b, x, w))
+            parts.append(x)
+        h = parts[0] if len(parts) == 1 else torch.cat(parts, dim=2)
+        # multiply-and-sum, not bmm: bmm with one output column rounds differently depending
+        # on the number of replicas, and Adam amplifies such last-bit differences over epochs
+        return (h * self.out_weight.transpose(1, 2)).sum(dim=2) + self.out_bias
+
+    def full_logits(self, users: torch.Tensor) -> torch.Tensor:
+        """Logits ``[R, len(users), n_items]`` of ``users`` (shared across replicas) for every item.
+
+        The GMF tower and the prediction unit are linear in the item embedding, so the GMF part
+        is one batched matmul; the first MLP layer is split into its user and item halves, which
+        are computed once per user and once per item and broadcast-added.
+        """
+        R, U, n_items = self.n_replicas, users.shape[0], self.n_items
+        logits = self.out_bias[:, :, None].expand(R, U, n_items)
+        if self.gmf_dim:
+            pu = self._user_rows(users)[:, :, : self.gmf_dim]
+            qi = self.item_table.view(R, n_items, -1)[:, :, : self.gmf_dim]
+            w = self.out_weight[:, : self.gmf_dim, 0]  # [R, gmf_dim]
+            logits = logits + torch.bmm(pu * w[:, None, :], qi.transpose(1, 2))
+        if self.mlp_dim:
+            logits = logits + self._mlp_full(users)
+        return logits
+
+    def _mlp_full(self, users: torch.Tensor) -> torch.Tensor:
+        R, U, n_items, d = self.n_replicas, users.shape[0], self.n_items, self.mlp_dim
+        mu = self._user_rows(users)[:, :, self.gmf_dim:]
+        mi = self.item_table.view(R, n_items, -1)[:, :, self.gmf_dim:]
+        w_out = self.out_weight[:, self.gmf_dim:, :]  # [R, last, 1]
+        if not self.mlp_weights:  # no hidden layer: the concatenation feeds the prediction unit
+            return torch.bmm(mu, w_out[:, :d]) + torch.bmm(mi, w_out[:, d:]).transpose(1, 2)
+        w1, b1 = self.mlp_weights[0], self.mlp_biases[0]
+        user_part = torch.baddbmm(b1, mu, w1[:, :d])  # [R, U, h1]
+        item_part = torch.bmm(mi, w1[:, d:])  # [R, I, h1]
+        x = torch.relu(user_part[:, :, None, :] + item_part[:, None, :, :]).view(R, U * n_items, -1)
+        for w, b in zip(self.mlp_weights[1:], self.mlp_biases[1:], strict=True):
+            x = torch.relu(torch.baddbmm(b, x, w))
+        return torch.bmm(x, w_out).view(R, U, n_items)
+
+    def _user_rows(self, users: torch.Tensor) -> torch.Tensor:
+        rows = self.user_table.index_select(0, self.flat_users(users))
+        return rows.view(self.n_replicas, users.shape[0], -1)
+
+    def _embedding_rows(self, n: int, generator: torch.Generator,
+                        device: torch.device) -> torch.Tensor:
+        """``n`` rows of one replica's table: GMF columns drawn first, then MLP columns."""
+        parts = [_normal_rows(n, d, generator, device) for d in (self.gmf_dim, self.mlp_dim) if d]
+        return torch.cat(parts, dim=1)
+
+    def pair_width(self) -> int:
+        """Widest per-pair intermediate of ``full_logits`` (to size score chunks)."""
+        return max(1, self.mlp_layers[1] if len(self.mlp_layers) > 1 else 1)
+
+    # -- growth --------------------------------------------------------------------------------
+    def grow_users(self, n_new: int, generators: Sequence[torch.Generator],
+                   optimizer: torch.optim.Optimizer | None) -> None:
+        """Append ``n_new`` users to every replica, their embeddings drawn N(0, 0.01) from each
+        replica's generator; the optimizer's per-element state is padded with zeros for them."""
+        if n_new <= 0:
+            return
+        rows = torch.stack([self._embedding_rows(n_new, g, self.user_table.device)
+                            for g in generators])  # [R, n_new, d]
+        old = self.user_table
+        d = old.shape[1]
+        grown = torch.cat([old.detach().view(self.n_replicas, self.n_users, d), rows], dim=1)
+        new = nn.Parameter(grown.view(-1, d))
+        if optimizer is not None:
+            _swap_parameter(optimizer, old, new, self.n_users, n_new)
+        self.user_table = new
+        self.n_users += n_new
+
+
+def _swap_parameter(optimizer: torch.optim.Optimizer, old: nn.Parameter, new: nn.Parameter,
+                    n_rows: int, n_new: int) -> None:
+    """Replace the stacked table ``old`` by its grown copy ``new`` in ``optimizer``; per-element
+    state (Adam's moments) gets zero rows for the ``n_new`` users appended to each replica."""
+    for group in optimizer.param_groups:
+        group["params"] = [new if p is old else p for p in group["params"]]
+    state = optimizer.state.pop(old, None)
+    if state is None:
+        return
+    grown = {}
+    for key, value in state.items():
+        if torch.is_tensor(value) and value.shape == old.shape:
+            value = value.view(-1, n_rows, old.shape[1])
+            value = torch.cat([value, value.new_zeros(value.shape[0], n_new, value.shape[2])], 1)
+            value = value.view(new.shape)
+        grown[key] = value
+    optimizer.state[new] = grown
+
+
+class NegativeSampler:
+    """Uniform negative items per user, never a user's positive or excluded item, on the device.
+
+    The forbidden items of each user (training positives plus an optional held-out item) are kept
+    as one sorted key array. To draw a negative for user ``u`` with ``m_u`` forbidden items
+    ``f_0 < f_1 < ...``, draw ``j`` uniform in ``[0, n_items - m_u)``; the ``j``-th allowed item is
+    ``j + #{i : f_i - i <= j}``, and that count is one ``searchsorted`` over the keys
+    ``u * n_items + f_i - i``. This samples uniformly over the allowed items (up to the float64
+    rounding of ``j``), without rejection rounds, Python loops or host/device synchronisation.
+    """
+
+    def __init__(self, matrix: sp.csr_matrix, exclude_items: np.ndarray | None,
+                 device: torch.device) -> None:
+        n_users, n_items = matrix.shape
+        indptr = np.asarray(matrix.indptr)
+        rows = np.repeat(np.arange(n_users, dtype=np.int64), np.diff(indptr))
+        keys = rows * n_items + matrix.indices.astype(np.int64)
+        if exclude_items is not None:
+            exclude = np.asarray(exclude_items, dtype=np.int64)
+            if exclude.shape != (n_users,) or np.any(exclude >= n_items) or np.any(exclude < -1):
+                raise ConfigError(f"exclude_items must hold one item index per user (-1 = none), "
+                                  f"shape ({n_users},), values in [-1, {n_items})")
+            users = np.flatnonzero(exclude >= 0)
+            keys = np.concatenate([keys, users * n_items + exclude[users]])
+        keys = np.unique(keys)
+        key_users = keys // n_items
+        counts = np.bincount(key_users, minlength=n_users)
+        has_positive = np.diff(indptr) > 0
+        full = np.flatnonzero(has_positive & (counts >= n_items))
+        if len(full):
+            raise ConfigError(f"user {int(full[0])} has interacted with (or excludes) every item; "
+                              "no negative can be sampled for it — drop such users first")
+        starts = np.cumsum(counts) - counts
+        rank = np.arange(len(keys)) - starts[key_users]
+        self.n_items = n_items
+        self.device = device
+        self._shifted = torch.as_tensor(keys - rank, device=device)
+        self._starts = torch.as_tensor(starts, device=device)
+        self._n_allowed = torch.as_tensor(n_items - counts, device=device)
+
+    def sample(self, users: torch.Tensor, n: int, generator: torch.Generator) -> torch.Tensor:
+        """``n`` negative items per entry of ``users`` ([m] on the device) -> int64 ``[m, n]``."""
+        allowed = self._n_allowed[users][:, None]
+        u = torch.rand(users.shape[0], n, generator=generator, device=self.device,
+                       dtype=torch.float64)
+        j = torch.minimum((u * allowed).long(), allowed - 1)
+        query = users[:, None] * self.n_items + j
+        below = torch.searchsorted(self._shifted, query, right=True) - self._starts[users][:, None]
+        return j + below

@@ -1,0 +1,180 @@
+"""`recpoison run`, `report` and `presets`: output, overrides, exit codes and one-line errors."""
+
+import io
+import sys
+
+import pandas as pd
+import pytest
+import torch
+import yaml
+
+from recpoison.cli import main
+from recpoison.data import planted
+
+SPEC = {
+    "name": "cli-tiny",
+    "datasets": [{"source": "PLACEHOLDER", "transforms": ["binarize"]}],
+    "victims": [
+        {
+            "name": "neumf",
+            "params": {
+                "epochs": 5,
+                "layers": [8, 4],
+                "embedding_dim": 4,
+                "batch_size": 256,
+                "lr": 0.01,
+            },
+        }
+    ],
+    "attacks": [{"name": "none"}, {"name": "random", "params": {"n_fillers": 5}}],
+    "sizes": [0.05, 0.1],
+    "targets": [{"type": "random", "count": 4}],
+    "retrains": 4,
+    "device": "cpu",
+}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """Tiny models train several times faster on one thread of a busy 2-core machine."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+@pytest.fixture(scope="module")
+def spec_file(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("cli")
+    data = folder / "tiny.csv"
+    planted(
+        n_users=60, n_items=40, n_factors=3, ratings_per_user=8, random_state=0
+    ).to_frame().to_csv(data, index=False)
+    spec = {**SPEC, "datasets": [{"source": str(data), "transforms": ["binarize"]}]}
+    path = folder / "tiny.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+def run(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
+    """Run ``recpoison ARGS`` in this process: (exit code, stdout, stderr)."""
+    monkeypatch.setattr(sys, "argv", ["recpoison", *args])
+    try:
+        main()
+        code = 0
+    except SystemExit as done:
+        code = done.code if isinstance(done.code, int) else 1
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_run_then_report_then_rerun(spec_file, tmp_path, monkeypatch, capsys):
+    store = tmp_path / "r.db"
+    code, out, err = run(
+        monkeypatch,
+        capsys,
+        "run",
+        str(spec_file),
+        "--store",
+        str(store),
+        "--quiet",
+        "--set",
+        "retrains=2",
+        "--set",
+        "targets.count=2",
+        "--set",
+        "sizes=[0.1]",
+        "--set",
+        "victims.params.epochs=2",
+    )
+    assert code == 0, err
+    assert "| attack | random 10% |" in out and "| none |" in out and "| random |" in out
+    assert "wall time" in out and "3 cells computed" in out
+    code, out, _ = run(monkeypatch, capsys, "report", "--store", str(store), "--format", "csv")
+    table = pd.read_csv(io.StringIO(out))
+    assert set(table["size"]) == {0.1} and (table["n_retrains"] == 2).all()
+    assert (table["n_targets"] == 2).all()
+    columns = out.splitlines()[0].split(",")
+    for column in (
+        "dataset",
+        "victim",
+        "attack",
+        "size",
+        "target_type",
+        "k",
+        "hr_mean",
+        "hr_se",
+        "n_retrains",
+        "n_targets",
+    ):
+        assert column in columns
+    code, _, err = run(
+        monkeypatch,
+        capsys,
+        "report",
+        "--store",
+        str(store),
+        "--format",
+        "json",
+        "--out",
+        str(tmp_path / "r.json"),
+        "--plot",
+        str(tmp_path / "plots"),
+    )
+    assert code == 0 and "wrote" in err
+    assert (tmp_path / "r.json").read_text().lstrip().startswith("[")
+    assert any(p.stat().st_size > 0 for p in (tmp_path / "plots").glob("hr_vs_size_*.png"))
+    code, out, _ = run(
+        monkeypatch,
+        capsys,
+        "run",
+        str(spec_file),
+        "--store",
+        str(store),
+        "--quiet",
+        "--set",
+        "retrains=2",
+        "--set",
+        "targets.count=2",
+        "--set",
+        "sizes=[0.1]",
+        "--set",
+        "victims.params.epochs=2",
+    )
+    assert code == 0 and "0 cells computed, 3 already in" in out
+
+
+def test_presets_list_and_show(monkeypatch, capsys):
+    code, out, _ = run(monkeypatch, capsys, "presets", "list")
+    assert code == 0
+    lines = {line.split()[0]: line for line in out.splitlines()}
+    assert "quick" in lines and "huang2021-table1" in lines and "10-minute" in lines["quick"]
+    code, out, _ = run(monkeypatch, capsys, "presets", "show", "quick")
+    assert code == 0 and yaml.safe_load(out)["name"] == "quick"
+
+
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (["run", "no-such-preset"], "unknown preset or spec file 'no-such-preset'"),
+        (["presets", "show", "quik"], "did you mean 'quick'"),
+        (["run", "quick", "--set", "retrainz=3"], "unknown key 'retrainz'"),
+        (["run", "quick", "--set", "retrains"], "KEY=VALUE"),
+        (["run", "quick", "--backend", "ray"], "pip install recpoison[ray]"),
+    ],
+)
+def test_user_errors_exit_2_with_one_line(args, fragment, tmp_path, monkeypatch, capsys):
+    store = ["--store", str(tmp_path / "x.db")] if args[0] == "run" else []
+    code, _, err = run(monkeypatch, capsys, *args, *store)
+    assert code == 2
+    assert fragment in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "x.db").exists()
+
+
+def test_a_store_that_is_not_a_database(tmp_path, monkeypatch, capsys):
+    notes = tmp_path / "notes.db"
+    notes.write_text("not a database\n" * 100)
+    code, _, err = run(monkeypatch, capsys, "report", "--store", str(notes))
+    assert code == 2 and "not a recpoison results store" in err
+    assert len(err.strip().splitlines()) == 1
+    assert notes.read_text().startswith("not a database")

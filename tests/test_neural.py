@@ -1,0 +1,341 @@
+"""GMF / MLP / NeuMF victims: learning, batched-replica equivalence, sampling, attack hooks."""
+
+import logging
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+
+from recpoison.data import FakeProfiles, Interactions, planted
+from recpoison.data.transforms import item_popularity, leave_one_out
+from recpoison.errors import ConfigError, DeviceError
+from recpoison.metrics import leave_one_out_hr_ndcg
+from recpoison.victims import make_victim
+from recpoison.victims.base import Recommender
+from recpoison.victims.neural import GMF, MLP, NeuMF, replica_seeds
+from recpoison.victims.neural_modules import NegativeSampler, StackedNCF
+
+MODELS = [GMF, MLP, NeuMF]
+FAST = {"epochs": 2, "batch_size": 512, "lr": 1e-2, "device": "cpu"}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """These models are tiny: one thread is as fast and immune to other processes' load."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def small() -> Interactions:
+    return planted(80, 60, ratings_per_user=8, rating_scale=None, random_state=3)
+
+
+def all_scores(model: Recommender) -> torch.Tensor:
+    return model.score_replicas(np.arange(model.train_.n_users))
+
+
+class Popularity(Recommender):
+    """Baseline: every user gets the items ranked by their number of training interactions."""
+
+    capabilities = frozenset({"implicit"})
+
+    def fit(self, train):
+        self._check_fit_input(train)
+        self.popularity_ = torch.as_tensor(item_popularity(train), dtype=torch.float32)
+        return self
+
+    def score_replicas(self, users):
+        return self.popularity_.expand(1, len(users), -1).clone()
+
+
+# -- learning ---------------------------------------------------------------------------------
+@pytest.mark.parametrize("cls", MODELS)
+def test_each_model_learns_far_above_popularity(cls):
+    data = planted(300, 200, ratings_per_user=20, rating_scale=None, random_state=0)
+    train, test_items = leave_one_out(data, random_state=0)
+    popular = leave_one_out_hr_ndcg(Popularity(device="cpu").fit(train), train, test_items,
+                                    random_state=0)["hr"][0]
+    model = cls(epochs=5, lr=1e-2, batch_size=512, n_replicas=2, random_state=0, device="cpu")
+    model.fit(train, exclude_items=test_items)
+    hr = leave_one_out_hr_ndcg(model, train, test_items, random_state=0)["hr"]
+    assert popular < 0.35
+    assert hr.min() > popular + 0.12, (hr, popular)
+    assert np.all(model.loss_history_[-1] < model.loss_history_[0])
+
+
+def test_defaults_follow_ncf_and_huang():
+    params = NeuMF().get_params()
+    assert params["embedding_dim"] == 8 and tuple(params["layers"]) == (64, 32, 16, 8)
+    assert (params["n_negatives"], params["lr"], params["batch_size"], params["epochs"]) == (
+        4, 1e-3, 256, 20)
+    assert "layers" not in GMF().get_params() and "embedding_dim" not in MLP().get_params()
+    assert NeuMF.capabilities == {"implicit", "differentiable", "batched_replicas",
+                                  "per_replica_data"}
+    assert isinstance(make_victim("neumf", n_replicas=2), NeuMF)
+
+
+def test_architecture_shapes(small):
+    model = NeuMF(**FAST, n_replicas=2, random_state=0).fit(small)
+    m = model.module_
+    assert m.user_table.shape == (2 * small.n_users, 8 + 32)
+    assert m.item_table.shape == (2 * small.n_items, 8 + 32)
+    assert [tuple(w.shape) for w in m.mlp_weights] == [(2, 64, 32), (2, 32, 16), (2, 16, 8)]
+    assert m.out_weight.shape == (2, 8 + 8, 1)
+    init = NeuMF(**{**FAST, "epochs": 1, "lr": 1e-12}, random_state=0).fit(small).module_
+    assert init.user_table.std().item() == pytest.approx(0.01, rel=0.1)  # N(0, 0.01) embeddings
+
+
+# -- batched replicas -------------------------------------------------------------------------
+@pytest.mark.parametrize("cls", MODELS)
+def test_replica_in_batch_equals_replica_alone(cls, small):
+    seeds = replica_seeds(7, 3)
+    batched = cls(**FAST, n_replicas=3, random_state=7).fit(small)
+    assert batched.seeds_ == seeds
+    scores = all_scores(batched)
+    for r in (0, 2):
+        alone = cls(**FAST, seeds=[seeds[r]]).fit(small)
+        assert torch.allclose(scores[r], all_scores(alone)[0], atol=1e-5)
+        np.testing.assert_allclose(batched.loss_history_[:, r], alone.loss_history_[:, 0],
+                                   rtol=1e-5)
+    assert not torch.allclose(scores[0], scores[1], atol=1e-3)  # replicas are independent
+
+
+def test_first_replica_equals_one_replica_run_with_same_seed(small):
+    assert replica_seeds(5, 1) == replica_seeds(5, 4)[:1]
+    batched = NeuMF(**FAST, n_replicas=2, random_state=5).fit(small)
+    alone = NeuMF(**FAST, random_state=5).fit(small)
+    assert torch.allclose(all_scores(batched)[0], all_scores(alone)[0], atol=1e-5)
+
+
+def test_per_replica_data_equals_fitting_alone():
+    first = planted(60, 50, ratings_per_user=6, rating_scale=None, random_state=1)
+    second = planted(60, 50, ratings_per_user=6, rating_scale=None, random_state=2)
+    seeds = replica_seeds(0, 2)
+    together = NeuMF(**FAST, n_replicas=2, random_state=0).fit([first, second])
+    scores = all_scores(together)
+    for r, data in enumerate((first, second)):
+        alone = NeuMF(**FAST, seeds=[seeds[r]]).fit(data)
+        assert torch.allclose(scores[r], all_scores(alone)[0], atol=1e-5)
+
+
+def test_per_replica_data_of_different_sizes():
+    """The longest dataset sets the epoch; its replica is exactly the one trained alone, and the
+    smaller one still trains (its instances padded by resampling, see the module docstring)."""
+    large = planted(60, 50, ratings_per_user=8, rating_scale=None, random_state=1)
+    smaller = planted(60, 50, ratings_per_user=5, rating_scale=None, random_state=2)
+    seeds = replica_seeds(0, 2)
+    together = NeuMF(**FAST, n_replicas=2, random_state=0).fit([large, smaller])
+    alone = NeuMF(**FAST, seeds=[seeds[0]]).fit(large)
+    assert torch.allclose(all_scores(together)[0], all_scores(alone)[0], atol=1e-5)
+    assert np.all(np.isfinite(together.loss_history_))
+    assert together.loss_history_[-1, 1] < together.loss_history_[0, 1]
+
+
+def test_per_replica_data_checks_count_and_shape(small):
+    other = planted(70, 60, ratings_per_user=8, rating_scale=None, random_state=4)
+    with pytest.raises(ConfigError, match="datasets for 2 replicas"):
+        NeuMF(**FAST, n_replicas=2).fit([small])
+    with pytest.raises(ConfigError, match="share one shape"):
+        NeuMF(**FAST, n_replicas=2).fit([small, other])
+
+
+def test_seeded_determinism(small):
+    a = all_scores(NeuMF(**FAST, n_replicas=2, random_state=11).fit(small))
+    b = all_scores(NeuMF(**FAST, n_replicas=2, random_state=11).fit(small))
+    c = all_scores(NeuMF(**FAST, n_replicas=2, random_state=12).fit(small))
+    assert torch.equal(a, b)
+    assert not torch.allclose(a, c, atol=1e-3)
+
+
+def test_training_gradients_equal_autograd_through_the_tables():
+    """The buffered table gradients of a training step match plain autograd, also when an extra
+    loss has already put gradients on the tables (partial_fit's poison training)."""
+    gens = [torch.Generator().manual_seed(s) for s in (1, 2)]
+    module = StackedNCF(20, 15, 4, (8, 4), gens, torch.device("cpu"))
+    users, items = torch.randint(20, (10,)), torch.randint(15, (10,))
+    fu, fi = module.flat_users(users), module.flat_items(items)
+    for with_extra in (False, True):
+        expected = []
+        for buffered in (False, True):
+            module.zero_grad(set_to_none=True)
+            if buffered:
+                logits, add_table_gradients = module.training_logits(fu, fi)
+            else:
+                logits = module.pair_logits(fu, fi)
+            loss = logits.square().sum()
+            if with_extra:
+                loss = loss + module.full_logits(users[:3]).sum()
+            loss.backward()
+            if buffered:
+                add_table_gradients()
+            expected.append([p.grad.clone() for p in module.parameters()])
+        for plain, buffered in zip(*expected, strict=True):
+            assert torch.allclose(plain, buffered, atol=1e-6)
+
+
+# -- negative sampling ------------------------------------------------------------------------
+def test_sampler_never_returns_positives_or_excluded_and_is_uniform():
+    n_users, n_items = 5, 12
+    positives = {0: [0, 1, 2], 1: [11], 2: list(range(11)), 3: [3, 5, 7], 4: [0]}
+    rows = [u for u, items in positives.items() for _ in items]
+    cols = [i for items in positives.values() for i in items]
+    matrix = sp.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(n_users, n_items))
+    exclude = np.array([5, 0, -1, 3, 11])  # user 3's excluded item is also a positive
+    sampler = NegativeSampler(matrix, exclude, torch.device("cpu"))
+    users = torch.arange(n_users).repeat(4000)
+    draws = sampler.sample(users, 3, torch.Generator().manual_seed(0)).numpy()
+    assert draws.shape == (len(users), 3)
+    for u in range(n_users):
+        got = draws[users.numpy() == u].ravel()
+        forbidden = set(positives[u]) | ({int(exclude[u])} if exclude[u] >= 0 else set())
+        allowed = sorted(set(range(n_items)) - forbidden)
+        assert set(np.unique(got)) == set(allowed)
+        counts = np.bincount(got, minlength=n_items)[allowed]
+        expected = len(got) / len(allowed)
+        assert np.all(np.abs(counts - expected) < 0.1 * expected), (u, counts)
+    assert np.all(draws[users.numpy() == 2] == 11)  # one allowed item left
+
+
+def test_sampler_rejects_user_with_every_item_and_bad_exclude():
+    full = sp.csr_matrix(np.array([[1, 1, 1], [1, 0, 0]], dtype=np.float32))
+    with pytest.raises(ConfigError, match="every item"):
+        NegativeSampler(full, None, torch.device("cpu"))
+    with pytest.raises(ConfigError, match="every item"):
+        NegativeSampler(sp.csr_matrix(np.array([[1, 1, 0]], dtype=np.float32)), np.array([2]),
+                        torch.device("cpu"))
+    with pytest.raises(ConfigError, match="exclude_items"):
+        NegativeSampler(full, np.array([0]), torch.device("cpu"))
+
+
+def test_training_negatives_avoid_excluded_items(small):
+    exclude = np.full(small.n_users, -1)
+    unrated = np.flatnonzero(np.asarray(small.matrix[0].todense()).ravel() == 0)
+    exclude[0] = unrated[0]
+    model = NeuMF(**FAST, random_state=0).fit(small, exclude_items=exclude)
+    users, items, _ = small.triples()
+    sampler = NegativeSampler(small.matrix, model.exclude_items_, torch.device("cpu"))
+    draws = sampler.sample(torch.zeros(5000, dtype=torch.int64), 4, model.generators_[0])
+    assert not np.isin(draws.numpy(), np.r_[items[users == 0], unrated[0]]).any()
+
+
+# -- scoring and attack hooks ---------------------------------------------------------------
+def test_scores_agree_across_entry_points(small):
+    model = NeuMF(**FAST, n_replicas=2, random_state=0).fit(small)
+    users = np.array([0, 5, 9])
+    logits = model.score_replicas(users)
+    assert logits.shape == (2, 3, small.n_items) and not logits.requires_grad
+    pairs_u = torch.as_tensor(users).repeat_interleave(small.n_items)
+    pairs_i = torch.arange(small.n_items).repeat(len(users))
+    prob = model.forward_scores(pairs_u, pairs_i)
+    assert prob.shape == (2, 3 * small.n_items) and prob.requires_grad
+    assert torch.allclose(prob.detach().view(2, 3, -1), torch.sigmoid(logits), atol=1e-6)
+    rows = model.scores_with_grad(users)
+    rows.sum().backward()
+    assert model.module_.item_table.grad is not None
+    assert torch.allclose(rows.detach(), torch.sigmoid(logits), atol=1e-6)
+    assert np.allclose(model.score(users, replica=1), logits[1].numpy())
+    top = model.recommend(users, k=5)
+    assert not any(small.matrix[u, top[row]].nnz for row, u in enumerate(users))
+    with pytest.raises(ConfigError, match="user indices"):
+        model.score_replicas(np.array([small.n_users]))
+
+
+def test_score_replicas_is_chunked_consistently(small, monkeypatch):
+    model = MLP(**FAST, n_replicas=2, random_state=0).fit(small)
+    whole = all_scores(model)
+    monkeypatch.setattr("recpoison.victims.neural.SCORE_CHUNK_ELEMENTS", 1)  # one user a chunk
+    assert torch.allclose(all_scores(model), whole, atol=1e-6)
+
+
+def fake_profiles(data: Interactions, n_fake: int, target: int) -> FakeProfiles:
+    rng = np.random.default_rng(0)
+    dense = np.zeros((n_fake, data.n_items), dtype=np.float32)
+    for row in dense:
+        row[rng.choice(data.n_items, 5, replace=False)] = 1.0
+    dense[:, target] = 1.0
+    return FakeProfiles(sp.csr_matrix(dense), np.array([target]))
+
+
+def test_partial_fit_adds_users_and_keeps_state(small):
+    model = NeuMF(**FAST, n_replicas=2, random_state=0).fit(small, exclude_items=np.full(
+        small.n_users, -1))
+    poisoned = small.with_fake_users(fake_profiles(small, 4, target=3))
+    before = model.module_.user_table.detach().view(2, small.n_users, -1).clone()
+    copy = model.copy_fitted()
+    copy.partial_fit(poisoned, epochs=1)
+    table = copy.module_.user_table
+    assert table.shape == (2 * (small.n_users + 4), 40)
+    assert copy.optimizer_.state[table]["exp_avg"].shape == table.shape
+    assert copy.score_replicas(np.arange(poisoned.n_users)).shape == (2, poisoned.n_users,
+                                                                       small.n_items)
+    new_rows = table.detach().view(2, -1, 40)[:, small.n_users:]
+    assert 0.002 < new_rows.std().item() < 0.05  # N(0, 0.01) init, one epoch of training
+    assert copy.loss_history_.shape == (3, 2) and copy.train_ is poisoned
+    assert len(copy.exclude_items_) == poisoned.n_users
+    # the original is untouched by training its copy
+    assert model.module_.user_table.shape == (2 * small.n_users, 40)
+    assert torch.equal(model.module_.user_table.detach().view(2, small.n_users, -1), before)
+    with pytest.raises(ConfigError, match="at least"):
+        copy.partial_fit(small.select_users(np.arange(small.n_users) < 10), epochs=1)
+
+
+def test_partial_fit_extra_loss_changes_the_outcome(small):
+    target = 7
+    model = NeuMF(**FAST, n_replicas=2, random_state=0).fit(small)
+    users = torch.arange(small.n_users)
+    items = torch.full_like(users, target)
+
+    def promote(m: NeuMF) -> torch.Tensor:
+        return -torch.log(m.forward_scores(users, items)).mean(dim=1).sum()
+
+    plain = model.copy_fitted().partial_fit(small, epochs=5)
+    pushed = model.copy_fitted().partial_fit(small, epochs=5, extra_loss=promote, lam=1.0)
+    before = all_scores(model)[:, :, target].mean(dim=1)
+    after_plain = all_scores(plain)[:, :, target].mean(dim=1)
+    after_pushed = all_scores(pushed)[:, :, target].mean(dim=1)
+    assert torch.all(after_pushed > after_plain + 1.0), (before, after_plain, after_pushed)
+
+
+def test_clone_is_unfitted_with_same_params(small):
+    model = GMF(**FAST, n_replicas=2, random_state=3).fit(small)
+    clone = model.clone(epochs=1)
+    assert clone.get_params() == {**model.get_params(), "epochs": 1}
+    assert not hasattr(clone, "module_")
+    with pytest.raises(ConfigError, match="not fitted"):
+        clone.score_replicas(np.arange(3))
+
+
+def test_progress_callback_and_loss_logging(small, caplog):
+    calls = []
+    with caplog.at_level(logging.INFO, logger="recpoison.victims.neural"):
+        NeuMF(**{**FAST, "epochs": 3}, random_state=0).fit(
+            small, progress=lambda e, n: calls.append((e, n)))
+    assert calls == [(1, 3), (2, 3), (3, 3)]
+    assert sum("mean training loss" in r.getMessage() for r in caplog.records) == 3
+
+
+# -- errors -----------------------------------------------------------------------------------
+@pytest.mark.parametrize("params", [
+    {"n_replicas": 0}, {"layers": ()}, {"layers": (63, 32)}, {"embedding_dim": 0},
+    {"n_negatives": 0}, {"batch_size": 0}, {"epochs": 0}, {"lr": 0.0},
+    {"seeds": [1, 2], "n_replicas": 1},
+])
+def test_bad_params_raise_config_error(params, small):
+    with pytest.raises(ConfigError):
+        NeuMF(**{**FAST, **params}).fit(small)
+
+
+def test_explicit_data_is_refused():
+    explicit = planted(40, 30, ratings_per_user=5, random_state=0)
+    with pytest.raises(ConfigError, match="implicit"):
+        NeuMF(**FAST).fit(explicit)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is present")
+def test_cuda_without_gpu_raises_device_error(small):
+    with pytest.raises(DeviceError):
+        NeuMF(**{**FAST, "device": "cuda"}).fit(small)
