@@ -17,8 +17,9 @@ def poisoned_csv(tmp_path_factory):
     """200 planted users (15 ratings each) + 10 random-attack users (14 fillers + the target),
     written as user,item,rating,timestamp,is_fake."""
     clean = planted(n_users=200, n_items=120, ratings_per_user=15, random_state=4)
-    profiles = make_attack("random", n_fillers=14).generate(clean, np.array([7]), 10,
-                                                            random_state=2)
+    profiles = make_attack("random", n_fillers=14).generate(
+        clean, np.array([7]), 10, random_state=2
+    )
     path = tmp_path_factory.mktemp("detect") / "poisoned.csv"
     clean.with_fake_users(profiles).to_frame().to_csv(path, index=False)
     return path
@@ -32,11 +33,28 @@ def run_cli(monkeypatch, *args) -> int:
     return done.value.code or 0
 
 
-def test_detect_json_reports_rates_and_writes_cleaned_data(poisoned_csv, tmp_path, monkeypatch,
-                                                           capsys):
+def test_detect_json_reports_rates_and_writes_cleaned_data(
+    poisoned_csv, tmp_path, monkeypatch, capsys
+):
     out = tmp_path / "cleaned.csv"
-    assert run_cli(monkeypatch, poisoned_csv, "--detector", "svm-tia", "--train-fake", 60, "--param",
-            "tau=5", "--seed", 0, "--out", out, "--json") == 0
+    assert (
+        run_cli(
+            monkeypatch,
+            poisoned_csv,
+            "--detector",
+            "svm-tia",
+            "--train-fake",
+            60,
+            "--param",
+            "tau=5",
+            "--seed",
+            0,
+            "--out",
+            out,
+            "--json",
+        )
+        == 0
+    )
     summary = json.loads(capsys.readouterr().out)
     assert summary["users"] == 210 and summary["fake"] == 10
     assert summary["train_fillers"] == 14  # median profile length 15, minus the target
@@ -49,8 +67,7 @@ def test_detect_json_reports_rates_and_writes_cleaned_data(poisoned_csv, tmp_pat
     assert cleaned.groupby("user")["is_fake"].first().sum() == 10 - caught
 
 
-def test_detect_without_fake_column_reports_no_rates(poisoned_csv, tmp_path, monkeypatch,
-                                                     capsys):
+def test_detect_without_fake_column_reports_no_rates(poisoned_csv, tmp_path, monkeypatch, capsys):
     unlabeled = tmp_path / "unlabeled.csv"
     pd.read_csv(poisoned_csv).drop(columns="is_fake").to_csv(unlabeled, index=False)
     assert run_cli(monkeypatch, unlabeled, "--detector", "ttest", "--json") == 0
@@ -65,12 +82,18 @@ def test_detect_prints_a_human_summary(poisoned_csv, monkeypatch, capsys):
     assert "210 users (10 marked fake); ttest flagged" in text and "FNR" in text
 
 
-@pytest.mark.parametrize("content, message", [
-    (None, "no such file"),
-    ("a,b\n", "no ratings"),
-    ("user,item,rating,is_fake\n1,1,5,False\n1,2,3,True\n2,1,4,False\n", "is_fake true and false"),
-    ("user,item,rating,is_fake\n1,1,5,maybe\n", "is_fake must be"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (None, "no such file"),
+        ("a,b\n", "no ratings"),
+        (
+            "user,item,rating,is_fake\n1,1,5,False\n1,2,3,True\n2,1,4,False\n",
+            "is_fake true and false",
+        ),
+        ("user,item,rating,is_fake\n1,1,5,maybe\n", "is_fake must be"),
+    ],
+)
 def test_bad_file_exits_with_code_2(tmp_path, monkeypatch, capsys, content, message):
     path = tmp_path / "bad.csv"
     if content is not None:

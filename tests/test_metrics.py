@@ -52,8 +52,8 @@ def test_seen_items_never_block_the_target():
     scores = np.array([[[10, 1, 2], [0, 1, 5]]], dtype=np.float32)
     model = FixedScores(scores).fit(data)
     result = target_hit_ratio(model, data, [2], ks=(1,))
-    assert result.eligible.tolist() == [1]       # user 1 rated the target
-    assert result.hits[0, 0, 0] == 1             # item 2 is user 0's best unrated item
+    assert result.eligible.tolist() == [1]  # user 1 rated the target
+    assert result.hits[0, 0, 0] == 1  # item 2 is user 0's best unrated item
 
 
 def test_target_with_no_eligible_user_is_nan_not_zero():

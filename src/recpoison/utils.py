@@ -20,7 +20,9 @@ def check_random_state(random_state: RandomState) -> np.random.Generator:
         return random_state
     if random_state is None or isinstance(random_state, int | np.integer):
         return np.random.default_rng(random_state)
-    raise ConfigError(f"random_state must be an int, a numpy Generator or None, not {random_state!r}")
+    raise ConfigError(
+        f"random_state must be an int, a numpy Generator or None, not {random_state!r}"
+    )
 
 
 def derive_seed(rng: np.random.Generator) -> int:
@@ -29,7 +31,7 @@ def derive_seed(rng: np.random.Generator) -> int:
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """Map ``"auto" | "cpu" | "cuda[:i]"`` to a torch device; asking for CUDA without one is an error."""
+    """Map ``"auto" | "cpu" | "cuda[:i]"`` to a torch device; CUDA without a GPU is an error."""
     import torch  # imported here so that data-only code paths start without torch
 
     name = str(device)

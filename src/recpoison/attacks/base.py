@@ -32,17 +32,24 @@ class Attack(ABC):
         self.n_fillers = n_fillers
 
     @abstractmethod
-    def generate(self, train: Interactions, targets: np.ndarray, n_fake: int, *,
-                 surrogate: Recommender | None = None,
-                 random_state: RandomState = None) -> FakeProfiles:
+    def generate(
+        self,
+        train: Interactions,
+        targets: np.ndarray,
+        n_fake: int,
+        *,
+        surrogate: Recommender | None = None,
+        random_state: RandomState = None,
+    ) -> FakeProfiles:
         """Return ``n_fake`` fake profiles promoting ``targets`` (item indices of ``train``)."""
 
     def get_params(self) -> dict[str, Any]:
         names = [p for p in inspect.signature(type(self).__init__).parameters if p != "self"]
         return {name: getattr(self, name) for name in names}
 
-    def check_inputs(self, train: Interactions, targets: np.ndarray, n_fake: int,
-                     surrogate: Recommender | None) -> np.ndarray:
+    def check_inputs(
+        self, train: Interactions, targets: np.ndarray, n_fake: int, surrogate: Recommender | None
+    ) -> np.ndarray:
         """Validate the common arguments of ``generate``; return targets as an int array."""
         targets = np.atleast_1d(np.asarray(targets, dtype=np.int64))
         if n_fake < 1:
@@ -51,13 +58,18 @@ class Attack(ABC):
             raise ConfigError(f"{self.name}: at least one target item is needed")
         bad = targets[(targets < 0) | (targets >= train.n_items)]
         if len(bad):
-            raise ConfigError(f"{self.name}: target item index {int(bad[0])} is not in the data "
-                              f"(0..{train.n_items - 1})")
+            raise ConfigError(
+                f"{self.name}: target item index {int(bad[0])} is not in the data "
+                f"(0..{train.n_items - 1})"
+            )
         if self.n_fillers < 0 or self.n_fillers + len(targets) > train.n_items:
-            raise ConfigError(f"{self.name}: n_fillers={self.n_fillers} is impossible with "
-                              f"{train.n_items} items")
+            raise ConfigError(
+                f"{self.name}: n_fillers={self.n_fillers} is impossible with {train.n_items} items"
+            )
         if "surrogate" in self.requires and surrogate is None:
-            raise ConfigError(f"{self.name} needs a surrogate victim (set `surrogate:` in the spec)")
+            raise ConfigError(
+                f"{self.name} needs a surrogate victim (set `surrogate:` in the spec)"
+            )
         if "explicit_ratings" in self.requires and train.is_implicit:
             raise ConfigError(f"{self.name} needs explicit ratings; the data is implicit")
         return targets

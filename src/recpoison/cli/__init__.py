@@ -19,18 +19,21 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
-    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
-                                 help="Print the version and exit."),
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
 ) -> None:
     """Data-poisoning attacks on recommender systems, and defenses against them."""
 
 
 # Command modules register themselves on `app` when imported (one line each, explicit).
-from recpoison.cli import data_cmds  # noqa: E402,F401
-from recpoison.cli import attack_cmd  # noqa: E402,F401
-from recpoison.cli import train_cmd  # noqa: E402,F401
-from recpoison.cli import detect_cmd  # noqa: E402,F401
-from recpoison.cli import run_cmds  # noqa: E402,F401
+from recpoison.cli import (  # noqa: E402
+    attack_cmd,  # noqa: F401
+    data_cmds,  # noqa: F401
+    detect_cmd,  # noqa: F401
+    run_cmds,  # noqa: F401
+    train_cmd,  # noqa: F401
+)
 
 
 def main() -> None:

@@ -19,7 +19,7 @@ from recpoison.victims import victim_class
 
 
 def parse_params(pairs: list[str]) -> dict[str, Any]:
-    """``["epochs=5", "layers=[32,16]"]`` -> ``{"epochs": 5, "layers": [32, 16]}`` (values as YAML)."""
+    """``["epochs=5", "layers=[32,16]"]`` -> ``{"epochs": 5, "layers": [32, 16]}`` (YAML values)."""
     params: dict[str, Any] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
@@ -35,21 +35,23 @@ def train(
     format: str | None = typer.Option(None, "--format", help="File format (see `datasets list`)."),
     columns: str | None = typer.Option(None, help="CSV columns, e.g. user=uid,item=iid,rating=r"),
     victim: str = typer.Option("neumf", help="Victim name (see the README table)."),
-    epochs: int | None = typer.Option(None, help="Training epochs (the victim's default if unset)."),
+    epochs: int | None = typer.Option(
+        None, help="Training epochs (the victim's default if unset)."
+    ),
     replicas: int = typer.Option(1, help="Independent models trained together, seeds differ."),
-    param: list[str] = typer.Option([], "--param", help="Extra victim parameter key=value."),
+    param: list[str] | None = typer.Option(None, "--param", help="Victim parameter key=value."),
     device: str = typer.Option("auto", help="auto, cpu or cuda."),
     seed: int = typer.Option(0, help="Random seed of the split and the models."),
     k: int = typer.Option(10, help="Cut-off of HR@K / NDCG@K."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
-    """Train a victim on SOURCE and print leave-one-out HR@K / NDCG@K (and RMSE for explicit models)."""
+    """Train a victim on SOURCE; print leave-one-out HR@K / NDCG@K (and RMSE if explicit)."""
     from recpoison.data.loaders import load_dataset, parse_columns
     from recpoison.data.transforms import binarize, holdout_split, leave_one_out
     from recpoison.metrics import leave_one_out_hr_ndcg
 
     cls = victim_class(victim)
-    params = parse_params(param)
+    params = parse_params(param or [])
     if epochs is not None:
         params["epochs" if "epochs" in inspect.signature(cls).parameters else "iterations"] = epochs
     data = load_dataset(source, format=format, columns=parse_columns(columns) if columns else None)
@@ -66,18 +68,25 @@ def train(
         fit_kwargs: dict[str, Any] = {}
         fit_params = inspect.signature(model.fit).parameters
         if "progress" in fit_params:
-            fit_kwargs["progress"] = lambda done, total: bar.update(task, completed=done, total=total)
+            fit_kwargs["progress"] = lambda done, total: bar.update(
+                task, completed=done, total=total
+            )
         if "exclude_items" in fit_params:
             fit_kwargs["exclude_items"] = test_items
         model.fit(train_data, **fit_kwargs)
     seconds = time.perf_counter() - started
     quality = leave_one_out_hr_ndcg(model, train_data, test_items, k=k, random_state=seed)
     result: dict[str, Any] = {
-        "dataset": data.name, "victim": victim, "replicas": replicas, "k": k,
-        f"hr_at_{k}": float(np.mean(quality["hr"])), f"ndcg_at_{k}": float(np.mean(quality["ndcg"])),
+        "dataset": data.name,
+        "victim": victim,
+        "replicas": replicas,
+        "k": k,
+        f"hr_at_{k}": float(np.mean(quality["hr"])),
+        f"ndcg_at_{k}": float(np.mean(quality["ndcg"])),
         f"hr_at_{k}_std": float(np.std(quality["hr"])),
         f"ndcg_at_{k}_std": float(np.std(quality["ndcg"])),
-        "users_evaluated": int(quality["users"]), "seconds": round(seconds, 3),
+        "users_evaluated": int(quality["users"]),
+        "seconds": round(seconds, 3),
     }
     if not data.is_implicit:
         from recpoison.utilities import rmse
@@ -89,8 +98,10 @@ def train(
         typer.echo(json.dumps(result))
         return
     out = Console()
-    out.print(f"[bold]{victim}[/] on {data.name}: {data.n_users} users, {data.n_items} items, "
-              f"{data.n_ratings} ratings; {replicas} replica(s), seed {seed}")
+    out.print(
+        f"[bold]{victim}[/] on {data.name}: {data.n_users} users, {data.n_items} items, "
+        f"{data.n_ratings} ratings; {replicas} replica(s), seed {seed}"
+    )
     out.print(f"HR@{k}   {result[f'hr_at_{k}']:.4f} ± {result[f'hr_at_{k}_std']:.4f}")
     out.print(f"NDCG@{k} {result[f'ndcg_at_{k}']:.4f} ± {result[f'ndcg_at_{k}_std']:.4f}")
     if "rmse" in result:

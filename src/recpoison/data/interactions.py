@@ -68,7 +68,9 @@ class Interactions:
             value = getattr(self, attr)
             value = default if value is None else np.asarray(value)
             if len(value) != len(default):
-                raise DataError(f"{self.name}: {attr} has {len(value)} entries, expected {len(default)}")
+                raise DataError(
+                    f"{self.name}: {attr} has {len(value)} entries, expected {len(default)}"
+                )
             object.__setattr__(self, attr, value)
 
     # -- construction ------------------------------------------------------------------------
@@ -86,7 +88,7 @@ class Interactions:
         """Build from parallel arrays of original user ids, item ids and ratings.
 
         Ids are remapped to contiguous indices (sorted order of the original ids) and the maps kept.
-        Repeated (user, item) pairs keep the latest rating (by timestamp when given, else the last row).
+        Repeated (user, item) pairs keep the latest rating (by timestamp if given, else last row).
         ``ratings=None`` means implicit data (every interaction is 1).
         """
         frame = pd.DataFrame({"user": np.asarray(users), "item": np.asarray(items)})
@@ -101,20 +103,34 @@ class Interactions:
         user_index, item_index = user_index[order], item_index[order]
         values = frame["rating"].to_numpy()[order]
         if ratings is not None and np.any(values == 0):
-            raise DataError(f"{name}: a rating of 0 cannot be stored (0 means 'not rated'); "
-                            "shift the ratings or load the data as implicit")
+            raise DataError(
+                f"{name}: a rating of 0 cannot be stored (0 means 'not rated'); "
+                "shift the ratings or load the data as implicit"
+            )
         matrix = sp.csr_matrix(
-            (values.astype(np.float32), (user_index, item_index)), shape=(len(user_ids), len(item_ids))
+            (values.astype(np.float32), (user_index, item_index)),
+            shape=(len(user_ids), len(item_ids)),
         )
         stamps = frame["timestamp"].to_numpy()[order] if timestamps is not None else None
-        return cls(matrix, rating_scale if ratings is not None else None, stamps, user_ids, item_ids,
-                   None, name)
+        return cls(
+            matrix,
+            rating_scale if ratings is not None else None,
+            stamps,
+            user_ids,
+            item_ids,
+            None,
+            name,
+        )
 
     def replace(self, **changes: Any) -> Interactions:
         """A copy with some fields changed (the dataclass is frozen)."""
         fields = {
-            "matrix": self.matrix, "rating_scale": self.rating_scale, "timestamps": self.timestamps,
-            "user_ids": self.user_ids, "item_ids": self.item_ids, "is_fake": self.is_fake,
+            "matrix": self.matrix,
+            "rating_scale": self.rating_scale,
+            "timestamps": self.timestamps,
+            "user_ids": self.user_ids,
+            "item_ids": self.item_ids,
+            "is_fake": self.is_fake,
             "name": self.name,
         }
         fields.update(changes)
@@ -158,11 +174,13 @@ class Interactions:
     def to_frame(self, original_ids: bool = True) -> pd.DataFrame:
         """One row per rating: user, item, rating, timestamp (if any) and is_fake."""
         users, items, ratings = self.triples()
-        frame = pd.DataFrame({
-            "user": self.user_ids[users] if original_ids else users,
-            "item": self.item_ids[items] if original_ids else items,
-            "rating": ratings,
-        })
+        frame = pd.DataFrame(
+            {
+                "user": self.user_ids[users] if original_ids else users,
+                "item": self.item_ids[items] if original_ids else items,
+                "rating": ratings,
+            }
+        )
         if self.timestamps is not None:
             frame["timestamp"] = self.timestamps
         frame["is_fake"] = self.is_fake[users]
@@ -178,7 +196,9 @@ class Interactions:
         """
         fake = sp.csr_matrix(profiles.matrix, dtype=np.float32)
         if fake.shape[1] != self.n_items:
-            raise DataError(f"fake profiles have {fake.shape[1]} items, the data has {self.n_items}")
+            raise DataError(
+                f"fake profiles have {fake.shape[1]} items, the data has {self.n_items}"
+            )
         fake.sum_duplicates()
         fake.sort_indices()
         matrix = sp.vstack([self.matrix, fake], format="csr")
@@ -206,13 +226,19 @@ class Interactions:
         if self.timestamps is not None:
             row_of_rating = np.repeat(np.arange(self.n_users), np.diff(self.matrix.indptr))
             stamps = self.timestamps[mask[row_of_rating]]
-        return self.replace(matrix=matrix, timestamps=stamps, user_ids=self.user_ids[rows],
-                            is_fake=self.is_fake[rows])
+        return self.replace(
+            matrix=matrix,
+            timestamps=stamps,
+            user_ids=self.user_ids[rows],
+            is_fake=self.is_fake[rows],
+        )
 
     def __repr__(self) -> str:
         kind = "implicit" if self.is_implicit else f"ratings {self.rating_scale}"
-        return (f"Interactions({self.name!r}: {self.n_users} users ({self.n_fake} fake), "
-                f"{self.n_items} items, {self.n_ratings} {kind})")
+        return (
+            f"Interactions({self.name!r}: {self.n_users} users ({self.n_fake} fake), "
+            f"{self.n_items} items, {self.n_ratings} {kind})"
+        )
 
 
 def new_ids(existing: np.ndarray, count: int) -> np.ndarray:

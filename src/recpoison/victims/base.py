@@ -15,7 +15,9 @@ from recpoison.errors import ConfigError
 from recpoison.utils import RandomState, resolve_device
 
 #: Capabilities a victim may declare; attacks state which ones they need.
-CAPABILITIES = frozenset({"implicit", "explicit", "differentiable", "batched_replicas", "per_replica_data"})
+CAPABILITIES = frozenset(
+    {"implicit", "explicit", "differentiable", "batched_replicas", "per_replica_data"}
+)
 
 
 class Recommender(ABC):
@@ -30,8 +32,9 @@ class Recommender(ABC):
     name: ClassVar[str] = "recommender"
     capabilities: ClassVar[frozenset[str]] = frozenset()
 
-    def __init__(self, *, n_replicas: int = 1, random_state: RandomState = None,
-                 device: str = "auto") -> None:
+    def __init__(
+        self, *, n_replicas: int = 1, random_state: RandomState = None, device: str = "auto"
+    ) -> None:
         self.n_replicas = n_replicas
         self.random_state = random_state
         self.device = device
@@ -44,7 +47,7 @@ class Recommender(ABC):
 
     @abstractmethod
     def score_replicas(self, users: np.ndarray) -> torch.Tensor:
-        """Scores of ``users`` for every item: float tensor ``[n_replicas, len(users), n_items]``."""
+        """Scores of ``users`` for every item, a tensor ``[n_replicas, len(users), n_items]``."""
 
     # -- shared behaviour ----------------------------------------------------------------------
     @property
@@ -53,12 +56,17 @@ class Recommender(ABC):
         return resolve_device(self.device)
 
     def score(self, users: np.ndarray | None = None, replica: int = 0) -> np.ndarray:
-        """Scores ``[len(users), n_items]`` of one replica as a numpy array (all users by default)."""
+        """Scores ``[len(users), n_items]`` of one replica as numpy (all users by default)."""
         users = self._users(users)
         return self.score_replicas(users)[replica].detach().cpu().numpy()
 
-    def recommend(self, users: np.ndarray | None = None, k: int = 10, exclude_seen: bool = True,
-                  replica: int = 0) -> np.ndarray:
+    def recommend(
+        self,
+        users: np.ndarray | None = None,
+        k: int = 10,
+        exclude_seen: bool = True,
+        replica: int = 0,
+    ) -> np.ndarray:
         """Top-``k`` item indices per user, best first; rated items excluded by default."""
         users = self._users(users)
         scores = self.score_replicas(users)[replica].clone()
@@ -75,7 +83,9 @@ class Recommender(ABC):
         valid = self.get_params()
         for key, value in params.items():
             if key not in valid:
-                raise ConfigError(f"{self.name} has no parameter {key!r}; valid: {', '.join(valid)}")
+                raise ConfigError(
+                    f"{self.name} has no parameter {key!r}; valid: {', '.join(valid)}"
+                )
             setattr(self, key, value)
         return self
 
@@ -98,7 +108,9 @@ class Recommender(ABC):
                 raise ConfigError(f"got {len(datasets)} datasets for {self.n_replicas} replicas")
             shapes = {d.matrix.shape for d in datasets}
             if len(shapes) != 1:
-                raise ConfigError(f"per-replica datasets must share one shape, got {sorted(shapes)}")
+                raise ConfigError(
+                    f"per-replica datasets must share one shape, got {sorted(shapes)}"
+                )
         first = datasets[0]
         if first.is_implicit and "implicit" not in self.capabilities:
             raise ConfigError(f"{self.name} needs explicit ratings; the data is implicit")
@@ -118,7 +130,7 @@ class Recommender(ABC):
 
 
 def mask_seen(scores: torch.Tensor, train: Interactions, users: np.ndarray) -> torch.Tensor:
-    """Set the scores of items each user rated in ``train`` to -inf (works on [U, I] or [R, U, I])."""
+    """Set the scores of items each user rated in ``train`` to -inf ([U, I] or [R, U, I])."""
     rows = train.matrix[users]
     user_pos = np.repeat(np.arange(len(users)), np.diff(rows.indptr))
     u = torch.as_tensor(user_pos, device=scores.device)
