@@ -28,6 +28,17 @@ The protocol of one attack cell (Huang et al. 2021, section V):
 4. With a detector, each poisoned dataset goes through ``evaluate_detector``; the victim is
    retrained on the data with the flagged users emptied and HR_t is measured over the normal
    users not flagged (flagged users are no longer part of the system).
+
+Explicit victims (Li et al. 2016, section 5). On explicit data with a hold-out, every attack
+cell also trains the clean victim (same seeds as the ``none`` cell) and records in its info,
+under ``"explicit"``, per target and retrain: ``rmse_clean`` / ``rmse_poisoned`` (RMSE on the
+held-out ratings, which no model saw), ``integrity_shift`` (poisoned minus clean mean predicted
+rating of the target item over the normal users, Li's integrity utility as a difference) and, per
+poisoned dataset, ``ttest_p`` (p-value of ``ttest_detectability``: popularity of the rated items,
+fake vs normal users). An attack whose goal is ``availability`` ignores targets: it is generated
+once per cell (without target items) and that one poisoned dataset serves every target, whose
+HR_t and integrity shift are then side effects. A target set of type ``none`` has no target items
+(availability attacks only); its cells store one row per retrain and K with ``target_index`` -1.
 """
 
 from __future__ import annotations
@@ -43,6 +54,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import torch
 
 from recpoison import __version__
 from recpoison.attacks import make_attack
@@ -50,7 +62,13 @@ from recpoison.data import transforms
 from recpoison.data.interactions import Interactions
 from recpoison.data.loaders import load_dataset
 from recpoison.errors import ConfigError, DataError
-from recpoison.experiment.spec import NO_ATTACK, ComponentSpec, Spec, attack_class_or_none
+from recpoison.experiment.spec import (
+    NO_ATTACK,
+    NO_TARGETS,
+    ComponentSpec,
+    Spec,
+    attack_class_or_none,
+)
 from recpoison.metrics import leave_one_out_hr_ndcg, target_hit_ratio
 from recpoison.utilities import rmse as utility_rmse
 from recpoison.victims import Recommender, make_victim, victim_class
@@ -137,6 +155,8 @@ def expand_cells(spec: Spec) -> list[Cell]:
             "dataset": dataset.model_dump(mode="json"),
             "retrains": spec.retrains,
         }
+        if spec.victim_data != "as-is":  # only when set, so that existing cell keys stay valid
+            base["victim_data"] = spec.victim_data
         for victim in spec.victims:
             names = {"dataset": dataset.display, "victim": victim.display}
             if spec.victim_quality:
@@ -258,6 +278,8 @@ def apply_transform(data: Interactions, step: str | dict[str, Any], seed: int) -
 def resolve_targets(data: Interactions, config: dict[str, Any]) -> np.ndarray:
     """The target item indices of a cell (same for every cell of a dataset and target set)."""
     target = config["targets"]
+    if target["type"] == NO_TARGETS:
+        return np.zeros(0, dtype=np.int64)
     if target["type"] == "items":
         ids = np.asarray(data.item_ids).astype(str)
         index = {item: i for i, item in enumerate(ids)}
@@ -312,6 +334,7 @@ def _quality(
 ) -> list[dict[str, Any]]:
     """Leave-one-out HR@10 / NDCG@10 of the clean victim, one row per retrain."""
     seed = stable_seed("quality", config)
+    data = _victim_view(data, config)
     train, test_items = transforms.leave_one_out(data, random_state=seed)
     model = _new_victim(config["victim"], config["retrains"], seed, device)
     say(f"quality: training {config['retrains']} clean replicas")
@@ -349,21 +372,37 @@ def _attack_cell(
     measure = functools.partial(
         _train_and_measure, config, targets, device=device, seed=victim_seed, say=say
     )
+    if config.get("victim_data") == "binarized":
+        measure = functools.partial(_measure_binarized, measure)
     info: dict[str, Any] = {"targets": data.item_ids[targets].tolist(), "n_real": train.n_real}
+    shape = (len(targets), config["retrains"])
+    scores = np.full(shape, np.nan) if test is not None else None
     if config["attack"]["name"] == NO_ATTACK:
-        hits, eligible, rmse = measure([train], test=test)
+        hits, eligible, rmse = measure([train], test=test, target_scores=scores)
+        if test is not None:
+            info["explicit"] = _explicit_info(rmse, rmse, scores, scores, [])
         return _rows(config, data, targets, hits, eligible, rmse), info
 
     n_fake = max(1, round(config["size"] * train.n_real))
     view = attacker_view(train, config)
     info.update(n_fake=n_fake, n_attacker_users=view.n_users, n_attacker_ratings=view.n_ratings)
     poisoned, attack_info = [], []
-    for t, target in enumerate(targets):
-        say(f"attack {config['attack']['name']}: target {t + 1}/{len(targets)}")
+    untargeted = (
+        getattr(make_attack(config["attack"]["name"], **config["attack"]["params"]), "goal", None)
+        == "availability"
+    )
+    if not untargeted and len(targets) == 0:
+        raise ConfigError(
+            f"attack {config['attack']['name']} needs target items; the target "
+            "set has none (type 'none' is for availability attacks only)"
+        )
+    attacked = [None] if untargeted else list(targets)
+    for t, target in enumerate(attacked):
+        say(f"attack {config['attack']['name']}: profiles {t + 1}/{len(attacked)}")
         attack, surrogate = _attack_and_surrogate(config, device, t)
         profiles = attack.generate(
             view,
-            np.array([target]),
+            np.zeros(0, dtype=np.int64) if target is None else np.array([target]),
             n_fake,
             surrogate=surrogate,
             random_state=stable_seed("attack", config, t),
@@ -371,12 +410,59 @@ def _attack_cell(
         poisoned.append(train.with_fake_users(profiles))
         attack_info.append(profiles.info)
     info["attack"] = attack_info
-    hits, eligible, rmse = measure(poisoned, test=test)
+    poisoned_scores = None if scores is None else scores.copy()
+    hits, eligible, rmse = measure(poisoned, test=test, target_scores=poisoned_scores)
+    if test is not None:
+        say("training the clean victim for RMSE / integrity shifts")
+        _, _, rmse_clean = measure([train], test=test, target_scores=scores)
+        info["explicit"] = _explicit_info(
+            rmse_clean, rmse, scores, poisoned_scores, [_ttest_p(d) for d in poisoned]
+        )
     detection = None
     if config["detector"] is not None:
         detection = _detect(config, train, poisoned, targets, n_fake, device, say, measure)
         info["detector"] = [d.info for d in detection["results"]]
     return _rows(config, data, targets, hits, eligible, rmse, detection), info
+
+
+def _victim_view(data: Interactions, config: dict[str, Any]) -> Interactions:
+    """The data as the victim sees it (binarized with ``victim_data: binarized``)."""
+    return transforms.binarize(data) if config.get("victim_data") == "binarized" else data
+
+
+def _measure_binarized(
+    measure: Callable[..., Any],
+    datasets: list[Interactions],
+    eval_data: list[Interactions] | None = None,
+    **kwargs: Any,
+) -> Any:
+    """``measure`` on the binarized datasets (the attacks and the detector saw the ratings)."""
+    binary = [transforms.binarize(d) for d in datasets]
+    views = None if eval_data is None else [transforms.binarize(d) for d in eval_data]
+    return measure(binary, eval_data=views, **kwargs)
+
+
+def _ttest_p(data: Interactions) -> float:
+    from recpoison.utilities import ttest_detectability
+
+    return float(ttest_detectability(data)["p_value"])
+
+
+def _explicit_info(
+    rmse_clean: np.ndarray,
+    rmse_poisoned: np.ndarray,
+    scores_clean: np.ndarray,
+    scores_poisoned: np.ndarray,
+    ttest_p: list[float],
+) -> dict[str, Any]:
+    """The Li et al. 2016 measurements of an explicit cell (see the module doc), ``[T, R]``
+    lists (one row when there are no targets)."""
+    return {
+        "rmse_clean": rmse_clean.tolist(),
+        "rmse_poisoned": rmse_poisoned.tolist(),
+        "integrity_shift": (scores_poisoned - scores_clean).tolist(),
+        "ttest_p": ttest_p,
+    }
 
 
 def _detect(
@@ -404,7 +490,7 @@ def _detect(
             data,
             attack,
             n_fake,
-            targets[t : t + 1],
+            targets if len(poisoned) == 1 else targets[t : t + 1],
             surrogate=surrogate,
             random_state=stable_seed("detector", config, t),
         )
@@ -440,15 +526,26 @@ def _train_and_measure(
     say: Status,
     test: Interactions | None = None,
     eval_data: list[Interactions] | None = None,
+    target_scores: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """Retrain the victim ``retrains`` times per dataset and measure HR_t@K of its target.
 
     ``datasets`` holds one poisoned dataset per target (or one dataset for all targets).
     ``eval_data`` (default ``datasets``) says which users count and what they have seen.
     Returns hits ``[T, R, K]``, eligible users ``[T]`` and RMSE ``[T, R]`` (None without
-    ``test``).
+    ``test``; ``[1, R]`` when there are no targets). ``target_scores`` (``[T, R]``), when given,
+    receives the mean predicted rating of each target over the normal users.
     """
     retrains, ks, n_targets = config["retrains"], config["ks"], len(targets)
+    if n_targets == 0:  # no target items (availability): RMSE only
+        rmse = None if test is None else np.full((1, retrains), np.nan)
+        model = _new_victim(config["victim"], retrains, seed, device)
+        say(f"training {retrains} {config['victim']['name']} replicas")
+        model.fit(datasets[0])
+        if test is not None:
+            rmse[0] = utility_rmse(model, test)
+        empty = np.zeros((0, retrains, len(ks)), dtype=np.int64)
+        return empty, np.zeros(0, dtype=np.int64), rmse
     eval_data = eval_data or datasets
     hits = np.zeros((n_targets, retrains, len(ks)), dtype=np.int64)
     eligible = np.zeros(n_targets, dtype=np.int64)
@@ -478,6 +575,8 @@ def _train_and_measure(
             eligible[:] = thr.eligible
             if test is not None:
                 rmse[:] = utility_rmse(model, test)[None, :]
+            if target_scores is not None:
+                target_scores[:] = _mean_normal_scores(model, datasets[0], targets).T
             continue
         for j, t in enumerate(members):
             thr = target_hit_ratio(
@@ -489,9 +588,24 @@ def _train_and_measure(
             )
             hits[t] = thr.hits[j * retrains : (j + 1) * retrains, 0]
             eligible[t] = thr.eligible[0]
+            if target_scores is not None:
+                means = _mean_normal_scores(model, datasets[t], targets[t : t + 1])[:, 0]
+                target_scores[t] = means[j * retrains : (j + 1) * retrains]
         if test is not None:
             rmse[members] = utility_rmse(model, test).reshape(len(members), retrains)
     return hits, eligible, rmse
+
+
+def _mean_normal_scores(model: Recommender, data: Interactions, items: np.ndarray) -> np.ndarray:
+    """Mean predicted score of ``items`` over the normal users of ``data``, ``[replicas, items]``
+    (normal users are the first rows of every per-replica dataset)."""
+    users = np.flatnonzero(~data.is_fake)
+    total = np.zeros((model.n_replicas, len(items)))
+    index = torch.as_tensor(items, dtype=torch.long)
+    for start in range(0, len(users), 1024):
+        scores = model.score_replicas(users[start : start + 1024])
+        total += scores[:, :, index.to(scores.device)].double().sum(1).cpu().numpy()
+    return total / max(len(users), 1)
 
 
 def _new_victim(victim: dict[str, Any], n_replicas: int, seed: int, device: str) -> Recommender:
@@ -509,7 +623,7 @@ def _rmse_split(
     data: Interactions, config: dict[str, Any]
 ) -> tuple[Interactions, Interactions | None]:
     """(train, test): the hold-out split for RMSE on explicit data, else (data, None)."""
-    if data.is_implicit or config["rmse_holdout"] <= 0:
+    if data.is_implicit or config["rmse_holdout"] <= 0 or config.get("victim_data") == "binarized":
         return data, None
     seed = stable_seed("holdout", config["seed"], config["dataset"])
     return transforms.holdout_split(data, config["rmse_holdout"], random_state=seed)
@@ -524,9 +638,29 @@ def _rows(
     rmse: np.ndarray | None,
     detection: dict[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
-    """One result row per (target, retrain, K)."""
+    """One result row per (target, retrain, K); without targets one per (retrain, K) with
+    ``target_index`` -1 (RMSE only)."""
     rows = []
     ids = data.item_ids[targets]
+    if len(targets) == 0:
+        for r in range(config["retrains"]):
+            for k in config["ks"]:
+                row = {
+                    "target_index": -1,
+                    "target_id": "",
+                    "target_type": config["targets"]["type"],
+                    "retrain": r,
+                    "k": k,
+                    "eligible": 0,
+                    "hits": 0,
+                    "hr": None,
+                    "rmse": None if rmse is None else float(rmse[0, r]),
+                }
+                if detection is not None:
+                    result = detection["results"][0]
+                    row.update(fpr=float(result.fpr), fnr=float(result.fnr))
+                rows.append(row)
+        return rows
     for t in range(len(targets)):
         for r in range(config["retrains"]):
             for j, k in enumerate(config["ks"]):
@@ -542,7 +676,7 @@ def _rows(
                     "rmse": None if rmse is None else float(rmse[t, r]),
                 }
                 if detection is not None:
-                    result = detection["results"][t]
+                    result = detection["results"][min(t, len(detection["results"]) - 1)]
                     row.update(
                         eligible_detected=int(detection["eligible"][t]),
                         hits_detected=int(detection["hits"][t, r, j]),

@@ -2,8 +2,10 @@
 
 One figure per (dataset, victim), one panel per target type, one line per attack with SE error
 bars: HR_t vs attack size (always), vs K (when K is swept), vs filler count (when swept), and
-the detector's FNR by attack and size (with a detector). Fixed dimensions take the default
-values: K = 10 (else the smallest), the largest size, the first knowledge and filler setting.
+the detector's FNR by attack and size (with a detector), and for explicit victims the RMSE
+shift and the integrity shift vs attack size (Li et al. 2016, Figure 1). Fixed dimensions take
+the default values: K = 10 (else the smallest), the largest size, the first knowledge and
+filler setting.
 """
 
 from __future__ import annotations
@@ -37,6 +39,25 @@ def write_plots(report: pd.DataFrame, out_dir: str | Path) -> list[Path]:
                 path = out / f"{name}_{stem}.png"
                 _line_plot(_fix_others(frame, x), x, xlabel, f"HR_t — {dataset}, {victim}", path)
                 written.append(path)
+        explicit = [
+            ("rmse_shift", "RMSE shift (poisoned − clean)", "rmse_shift_vs_size"),
+            ("integrity_shift", "target mean rating shift", "integrity_shift_vs_size"),
+        ]
+        for y, ylabel, name in explicit:
+            if y in frame.columns and frame[y].notna().any():
+                path = out / f"{name}_{stem}.png"
+                shown = _fix_others(frame, "size").dropna(subset=[y])
+                title = f"{ylabel} — {dataset}, {victim}"
+                _line_plot(
+                    shown,
+                    "size",
+                    "attack size α (fraction of users)",
+                    title,
+                    path,
+                    y=y,
+                    ylabel=ylabel,
+                )
+                written.append(path)
         if "fnr" in frame.columns:
             path = out / f"fnr_by_attack_{stem}.png"
             _fnr_plot(_fix_others(frame, "size"), f"FNR — {dataset}, {victim}", path)
@@ -61,7 +82,16 @@ def _fix_others(frame: pd.DataFrame, x: str) -> pd.DataFrame:
     return keep
 
 
-def _line_plot(frame: pd.DataFrame, x: str, xlabel: str, title: str, path: Path) -> None:
+def _line_plot(
+    frame: pd.DataFrame,
+    x: str,
+    xlabel: str,
+    title: str,
+    path: Path,
+    y: str = "hr_mean",
+    ylabel: str = "HR_t",
+) -> None:
+    error = "hr_se" if y == "hr_mean" else None
     types = list(dict.fromkeys(frame["target_type"]))
     fig = Figure(figsize=(5 * len(types), 4), layout="constrained")
     FigureCanvasAgg(fig)
@@ -74,14 +104,14 @@ def _line_plot(frame: pd.DataFrame, x: str, xlabel: str, title: str, path: Path)
             style = "--" if attack == NO_ATTACK else "-"
             ax.errorbar(
                 rows[x].astype(float),
-                rows["hr_mean"],
-                yerr=rows["hr_se"].fillna(0),
+                rows[y],
+                yerr=rows[error].fillna(0) if error else None,
                 label=attack,
                 linestyle=style,
                 marker="o",
                 capsize=3,
             )
-        ax.set(title=f"{target_type} targets", xlabel=xlabel, ylabel="HR_t")
+        ax.set(title=f"{target_type} targets", xlabel=xlabel, ylabel=ylabel)
         ax.grid(alpha=0.3)
     axes[0].legend()
     fig.suptitle(title)

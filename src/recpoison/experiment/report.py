@@ -11,6 +11,12 @@ single target the SE is taken over its retrains instead. Targets without eligibl
 left out. The ``none`` row is computed once per (dataset, victim, target set) and repeated in
 every size / knowledge / filler column. The same rules give ``hr_mean_detected`` /
 ``hr_se_detected`` under a detector; ``fpr`` and ``fnr`` are means over targets.
+
+Explicit victims (Li et al. 2016): ``rmse_clean`` / ``rmse_poisoned`` are hold-out RMSEs of the
+clean and the poisoned victim, ``rmse_shift`` their difference, ``integrity_shift`` the change of
+the targets' mean predicted rating over the normal users (all means over targets and retrains),
+``ttest_p`` the mean over poisoned datasets of the fake-vs-normal t-test p-value (small:
+detectable). A target set of type ``none`` has no HR_t (``hr_mean`` is empty).
 """
 
 from __future__ import annotations
@@ -39,6 +45,11 @@ METRICS = (
     "surrogate_hr",
     "surrogate_hr_before",
     "rmse",
+    "rmse_clean",
+    "rmse_poisoned",
+    "rmse_shift",
+    "integrity_shift",
+    "ttest_p",
     "detector",
     "fpr",
     "fnr",
@@ -77,6 +88,8 @@ def build_report(store_path: str | Path, run: int | None = None) -> pd.DataFrame
         row.update(_surrogate_hr(info))
         if group["rmse"].notna().any():
             row["rmse"] = float(group["rmse"].mean())
+        if "explicit" in info:
+            row.update(_explicit(info["explicit"]))
         if detected:
             row["detector"] = labels.get("detector")
             per_target = group.groupby("target_index")[["fpr", "fnr"]].first()
@@ -157,7 +170,26 @@ def _summary(group: pd.DataFrame, column: str) -> dict[str, Any]:
     }
 
 
+def _explicit(info: dict[str, Any]) -> dict[str, float]:
+    """Means of the Li et al. 2016 measurements of a cell (NaN where there are none)."""
+
+    def mean(values: Any) -> float:
+        array = np.asarray(values, dtype=float)
+        return float(np.nanmean(array)) if np.isfinite(array).any() else np.nan
+
+    clean = np.asarray(info["rmse_clean"], dtype=float)
+    poisoned = np.asarray(info["rmse_poisoned"], dtype=float)
+    return {
+        "rmse_clean": mean(clean),
+        "rmse_poisoned": mean(poisoned),
+        "rmse_shift": mean(poisoned - clean) if clean.shape == poisoned.shape else np.nan,
+        "integrity_shift": mean(info["integrity_shift"]),
+        "ttest_p": mean(info["ttest_p"]),
+    }
+
+
 def _se(values: np.ndarray) -> float:
+    values = np.asarray(values, dtype=float)
     values = values[np.isfinite(values)]
     return float(values.std(ddof=1) / np.sqrt(len(values))) if len(values) > 1 else np.nan
 
@@ -236,6 +268,13 @@ def to_markdown(
         attacked = report[report["attack"] != NO_ATTACK]
         if column_dim != "k":  # detection does not depend on K
             attacked = attacked[attacked["k"] == attacked["k"].min()]
+        both = attacked.assign(
+            fpr_fnr=[
+                f"{_cell(a, None)} / {_cell(b, None)}"
+                for a, b in zip(attacked["fpr"], attacked["fnr"], strict=True)
+            ]
+        )
+        parts += _tables(both, column_dim, "fpr_fnr", None, "FPR / FNR of {detector}")
         parts += _tables(attacked, column_dim, "fpr", None, "FPR of {detector}")
         parts += _tables(attacked, column_dim, "fnr", None, "FNR of {detector}")
         baseline = report["attack"] == NO_ATTACK  # no attack, no detector (Table IX)
@@ -249,6 +288,20 @@ def to_markdown(
             "hr_se_detected",
             "HR_t@{k} under detection by {detector}",
         )
+    if "rmse_shift" in report.columns:
+        single = report if column_dim == "k" else report[report["k"] == report["k"].min()]
+        explicit = [
+            ("rmse_shift", "RMSE shift on held-out ratings (poisoned − clean)"),
+            ("rmse_clean", "RMSE of the clean victim"),
+            ("integrity_shift", "Integrity shift: change of the targets' mean predicted rating"),
+            ("ttest_p", "t-test p-value of fake vs normal users (small: detectable)"),
+        ]
+        shown = single.assign(  # p-values span many orders of magnitude
+            ttest_p=[_cell(p, None) if pd.isna(p) else f"{p:.2g}" for p in single["ttest_p"]]
+        )
+        for column, caption in explicit:
+            if single[column].notna().any():
+                parts += _tables(shown, column_dim, column, None, caption)
     if quality is not None and not quality.empty:
         parts += [
             "### Clean victim quality (leave-one-out, sampled negatives)",
@@ -320,7 +373,9 @@ def _label(dim: str, value: Any) -> str:
     return str(value)
 
 
-def _cell(mean: float, se: float | None) -> str:
+def _cell(mean: float | str, se: float | None) -> str:
+    if isinstance(mean, str):
+        return mean
     if mean is None or pd.isna(mean):
         return "–"
     if se is None or pd.isna(se):

@@ -40,6 +40,8 @@ logger = logging.getLogger(__name__)
 
 #: The attack name of the no-attack baseline row.
 NO_ATTACK = "none"
+#: The target type of a target set without target items (availability attacks only).
+NO_TARGETS = "none"
 #: Dataset transforms a spec may name, in ``recpoison.data.transforms``.
 TRANSFORMS = ("binarize", "k_core", "subsample_ratings", "subsample_users")
 #: Victim parameters the runner sets itself (from ``retrains``, ``seed`` and ``device``).
@@ -112,9 +114,11 @@ class ComponentSpec(_Strict):
 
 class TargetSpec(_Strict):
     """A target set: ``count`` random items, ``count`` unpopular items (fewer ratings than
-    ``threshold``, default from ``default_unpopular_threshold``), or explicit original ``items``."""
+    ``threshold``, default from ``default_unpopular_threshold``), explicit original ``items``, or
+    ``none``: no target items (only for attacks whose goal is availability, Li et al. 2016; the
+    cells then report RMSE / t-test columns and no HR_t)."""
 
-    type: Literal["random", "unpopular", "items"] = "random"
+    type: Literal["random", "unpopular", "items", "none"] = "random"
     count: Annotated[int, Field(ge=1)] = 10
     threshold: Annotated[int, Field(ge=1)] | None = None
     items: list[int | str] | None = None
@@ -135,7 +139,8 @@ class TargetSpec(_Strict):
         return self.label or self.type
 
     def key(self) -> dict[str, Any]:
-        return self.model_dump(exclude={"label", "count"} if self.items else {"label"})
+        untargeted = self.items or self.type == NO_TARGETS
+        return self.model_dump(exclude={"label", "count"} if untargeted else {"label"})
 
 
 class KnowledgeSpec(_Strict):
@@ -163,6 +168,10 @@ class Spec(_Strict):
     scratch per target and cell; ``ks`` are the list lengths of HR_t@K; ``n_fillers`` (optional)
     sweeps the attacks' filler count; ``victim_quality`` adds leave-one-out HR@10/NDCG@10 of each
     clean victim; ``rmse_holdout`` is the test fraction for RMSE of explicit victims (0: off).
+    ``victim_data: binarized`` keeps the datasets explicit for the attacks and the detector (fake
+    users get explicit ratings; profile features need them) and trains and measures the victims
+    on the binarized data (Huang et al. 2021, section VI: NeuMF on implicit data, detection on
+    the explicit ratings).
     """
 
     name: str
@@ -184,6 +193,7 @@ class Spec(_Strict):
     victim_quality: bool = True
     rmse_holdout: Annotated[float, Field(ge=0, lt=1)] = 0.1
     detector: ComponentSpec | None = None
+    victim_data: Literal["as-is", "binarized"] = "as-is"
     device: str = "auto"
     seed: int = 0
 
@@ -418,6 +428,13 @@ def check_components(spec: Spec) -> None:
                     f"attacks.{i}: {attack.name} needs a differentiable surrogate "
                     f"and {label} is not one; set `surrogate:` to a neural victim"
                 )
+        if goal_of(attack, attack_cls) != "availability":
+            for t, target in enumerate(spec.targets):
+                if target.type == NO_TARGETS:
+                    raise ConfigError(
+                        f"attacks.{i}: {attack.name} needs target items but targets.{t} has "
+                        "type 'none' (only attacks with goal 'availability' run without targets)"
+                    )
         if "explicit_ratings" in requires:
             for d, dataset in enumerate(spec.datasets):
                 if dataset.binarized:
@@ -427,7 +444,17 @@ def check_components(spec: Spec) -> None:
                     )
     for j, cls in victims.items():
         caps = getattr(cls, "capabilities", None)
+        if caps is not None and spec.victim_data == "binarized" and "implicit" not in caps:
+            raise ConfigError(
+                f"victims.{j}: {spec.victims[j].name} needs explicit ratings but "
+                "victim_data is 'binarized'"
+            )
         for d, dataset in enumerate(spec.datasets):
+            if spec.victim_data == "binarized" and dataset.binarized:
+                raise ConfigError(
+                    f"datasets.{d}: victim_data 'binarized' needs explicit data for the "
+                    "attacks and the detector; remove `binarize` from its transforms"
+                )
             if caps is not None and dataset.binarized and "implicit" not in caps:
                 raise ConfigError(
                     f"victims.{j}: {spec.victims[j].name} needs explicit ratings "
@@ -435,9 +462,29 @@ def check_components(spec: Spec) -> None:
                 )
 
 
+def goal_of(attack: ComponentSpec, cls: type | None = None) -> str | None:
+    """The ``goal`` an attack runs with (its param, else its class default; None without one)."""
+    if "goal" in attack.params:
+        return attack.params["goal"]
+    cls = cls if cls is not None else attack_class_or_none(attack.name)
+    if cls is None:
+        return None
+    parameter = inspect.signature(cls.__init__).parameters.get("goal")
+    if parameter is None or parameter.default is inspect.Parameter.empty:
+        return None
+    return parameter.default
+
+
 def check_data_pairings(spec: Spec, datasets: Sequence[Interactions]) -> None:
     """The pairing checks that need the loaded data (ConfigError)."""
     for d, data in enumerate(datasets):
+        if spec.victim_data == "binarized":
+            if data.is_implicit:
+                raise ConfigError(
+                    f"datasets.{d} ({data.name}) is implicit; victim_data 'binarized' is for "
+                    "explicit data (drop it)"
+                )
+            continue  # victims train on the binarized data (checked in check_components)
         for j, victim in enumerate(spec.victims):
             cls = component_class("victim", VICTIMS, victim.name)
             caps = getattr(cls, "capabilities", frozenset())
