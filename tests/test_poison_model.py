@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from recpoison.attacks import make_attack
-from recpoison.attacks.poison_loss import PoisonObjective, user_losses
+from recpoison.attacks.poison_loss import PoisonObjective, rank_gaps, seen_mask, user_losses
 from recpoison.attacks.poison_model import PoisonModelAttack, SelectionProbability
 from recpoison.data import planted
 from recpoison.data.transforms import item_popularity
@@ -29,10 +29,11 @@ def test_user_loss_eq2_hand_computed_and_differentiable():
                          [False] * 5,
                          [False, False, False, False, True]])
     eligible = torch.tensor([[True], [True], [False]])
-    loss = user_losses(logits, seen, torch.tensor([4]), eligible, top_k=2, kappa=1.0)
+    gaps = rank_gaps(logits, seen, torch.tensor([4]), top_k=2)
+    loss = user_losses(gaps, eligible, kappa=1.0)
     expected_1 = math.log(0.5) - math.log(1 / (1 + math.exp(-5)))
     torch.testing.assert_close(loss[:, 0], torch.tensor([1.0, expected_1, 0.0]))
-    clamped = user_losses(logits, seen, torch.tensor([4]), eligible, top_k=2, kappa=0.5)
+    clamped = user_losses(gaps, eligible, kappa=0.5)
     torch.testing.assert_close(clamped[1, 0], torch.tensor(-0.5))
 
     clamped.sum().backward()
@@ -102,6 +103,34 @@ def test_objective_hit_ratio_matches_the_metric(setup):
     value = objective.value(model)
     assert value["hr"] == pytest.approx(target_hit_ratio(model, data, targets).mean(10))
     assert value["hr"] > 0.05
+
+
+def test_batched_loss_has_the_value_and_gradient_of_eq2_on_all_items(setup):
+    """The objective scores only the K-th item and the target with autograd; its l_u and their
+    gradient must equal Eq. 2 back-propagated through the full score matrix."""
+    data, target, _ = setup
+    model = NeuMF(embedding_dim=4, layers=(8, 4), epochs=2, batch_size=512, lr=1e-2,
+                  n_replicas=2, random_state=0, device="cpu").fit(data)
+    targets = np.array([target, 11])
+    objective = PoisonObjective(data, targets, np.array([0]), 1, 1, top_k=10, kappa=1.0,
+                                eta=100.0, users_per_step=64, rng=np.random.default_rng(0),
+                                device=torch.device("cpu"))
+    users = objective.users[:40]
+    params = list(model.module_.parameters())
+
+    fast = objective.user_terms(model, users)
+    fast_grads = torch.autograd.grad(fast.sum(), params)
+    full_logits = model.scores_with_grad(users, logits=True)
+    eligible = torch.as_tensor(objective.eligible[users])
+    reference = user_losses(rank_gaps(full_logits, seen_mask(data.matrix, users,
+                                                             torch.device("cpu")),
+                                      torch.as_tensor(targets), 10), eligible, 1.0)
+    reference_grads = torch.autograd.grad(reference.sum(), params)
+
+    torch.testing.assert_close(fast, reference)
+    for got, want in zip(fast_grads, reference_grads, strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-6)
+    assert all(torch.any(g != 0) for g in fast_grads)
 
 
 def test_steps_diagnostics_and_the_surrogate_is_left_untouched(setup):

@@ -56,12 +56,10 @@ def rank_gaps(logits: torch.Tensor, seen: torch.Tensor, targets: torch.Tensor,
     return kth - log_scores[..., targets]
 
 
-def user_losses(logits: torch.Tensor, seen: torch.Tensor, targets: torch.Tensor,
-                eligible: torch.Tensor, top_k: int, kappa: float) -> torch.Tensor:
-    """Eq. 2 for a batch: ``l_u = max{gap, -κ}`` per user and target (:func:`rank_gaps`), 0 where
-    the user is not in S (``eligible`` ``[U, T]`` bool). Returns ``[..., U, T]``."""
-    loss = torch.clamp(rank_gaps(logits, seen, targets, top_k), min=-kappa)
-    return torch.where(eligible, loss, torch.zeros_like(loss))
+def user_losses(gaps: torch.Tensor, eligible: torch.Tensor, kappa: float) -> torch.Tensor:
+    """Eq. 2: ``l_u = max{gap, -κ}`` for the gaps of :func:`rank_gaps` (``[..., U, T]``), and 0
+    where the user is not in S (``eligible`` ``[U, T]`` bool)."""
+    return torch.where(eligible, gaps.clamp(min=-kappa), 0.0)
 
 
 def fake_norm(logits: torch.Tensor, keep_items: torch.Tensor) -> torch.Tensor:
@@ -127,18 +125,36 @@ class PoisonObjective:
         if call % self.stride:
             return torch.zeros((), device=self.device)
         users = self.next_users()
-        n_fake = len(self.fake_users)
-        logits = model.scores_with_grad(np.concatenate([self.fake_users, users]), logits=True)
-        loss = fake_norm(logits[..., :n_fake, :], self.keep_items) / self.n_steps
+        logits = model.scores_with_grad(self.fake_users, logits=True)
+        loss = fake_norm(logits, self.keep_items) / self.n_steps
         if len(users):
-            per_user = self._user_losses(logits[..., n_fake:, :], users)
-            loss = loss + self.eta * self.weight * per_user.sum()
+            loss = loss + self.eta * self.weight * self.user_terms(model, users).sum()
         return loss / self.batch_size
 
-    def _user_losses(self, logits: torch.Tensor, users: np.ndarray) -> torch.Tensor:
+    def user_terms(self, model: Recommender, users: np.ndarray) -> torch.Tensor:
+        """Eq. 2 for ``users`` (``[R, U, T]``, differentiable), at the cost of two pairs per user.
+
+        The top-K cut is found on scores computed without autograd; only the K-th item's and the
+        target's logits are recomputed with it. The value and the gradient are those of
+        :func:`rank_gaps` on the full score matrix (the gradient of a top-k value flows to the
+        selected entry only), without back-propagating through every item.
+        """
+        with torch.no_grad():
+            full = model.scores_with_grad(users, logits=True)                  # [R, U, I]
+            ranked = full.masked_fill(seen_mask(self.data.matrix, users, self.device),
+                                      -torch.inf)
+            kth = torch.topk(ranked, min(self.top_k, ranked.shape[-1]), dim=-1).indices[..., -1]
+        n_rep, n_users, n_targets = kth.shape[0], len(users), len(self.targets_t)
+        user_index = torch.as_tensor(users, device=self.device)
+        pair_users = torch.cat([user_index.repeat(n_rep), user_index.repeat_interleave(n_targets)])
+        pair_items = torch.cat([kth.reshape(-1), self.targets_t.repeat(n_users)])
+        logits = model.forward_scores(pair_users, pair_items, logits=True)      # [R, pairs]
+        own = torch.arange(n_rep, device=self.device)
+        kth_logits = logits[:, :n_rep * n_users].view(n_rep, n_rep, n_users)[own, own]
+        target_logits = logits[:, n_rep * n_users:].view(n_rep, n_users, n_targets)
+        gaps = F.logsigmoid(kth_logits)[..., None] - F.logsigmoid(target_logits)
         eligible = torch.as_tensor(self.eligible[users], device=self.device)
-        return user_losses(logits, seen_mask(self.data.matrix, users, self.device),
-                           self.targets_t, eligible, self.top_k, self.kappa)
+        return user_losses(gaps, eligible, self.kappa)
 
     @torch.no_grad()
     def value(self, model: Recommender, batch_users: int = 256) -> dict[str, float]:
@@ -157,7 +173,7 @@ class PoisonObjective:
             eligible = torch.as_tensor(self.eligible[users], device=self.device)
             gaps = rank_gaps(logits, seen, self.targets_t, self.top_k)
             gaps = gaps.reshape(-1, *gaps.shape[-2:])                  # [R, U, T]
-            total += float(torch.where(eligible, gaps.clamp(min=-self.kappa), 0.0).sum())
+            total += float(user_losses(gaps, eligible, self.kappa).sum())
             hit = (gaps <= 0) & eligible
             hits += hit.sum(dim=1).double().mean(dim=0).cpu().numpy()  # mean over replicas
         counts = self.eligible.sum(axis=0)
