@@ -31,16 +31,36 @@ def ratings_csv(tmp_path_factory):
     data = planted(60, 40, n_factors=3, ratings_per_user=8, random_state=0)
     users, items, ratings = data.triples()
     path = tmp_path_factory.mktemp("cli") / "ratings.csv"
-    pd.DataFrame({"userId": users + 100, "movieId": items + 1000, "rating": ratings,
-                  "timestamp": data.timestamps}).to_csv(path, index=False)
+    pd.DataFrame(
+        {
+            "userId": users + 100,
+            "movieId": items + 1000,
+            "rating": ratings,
+            "timestamp": data.timestamps,
+        }
+    ).to_csv(path, index=False)
     return path
 
 
 def test_attack_writes_a_flagged_poisoned_csv(monkeypatch, capsys, ratings_csv, tmp_path):
     out = tmp_path / "poisoned.csv"
-    code, stdout, err = run(monkeypatch, capsys, "attack", str(ratings_csv), "--attack", "random",
-                            "--size", "0.1", "--targets", "1003,1017", "--fillers", "5",
-                            "--out", str(out), "--json")
+    code, stdout, err = run(
+        monkeypatch,
+        capsys,
+        "attack",
+        str(ratings_csv),
+        "--attack",
+        "random",
+        "--size",
+        "0.1",
+        "--targets",
+        "1003,1017",
+        "--fillers",
+        "5",
+        "--out",
+        str(out),
+        "--json",
+    )
     assert code == 0, err
     summary = json.loads(stdout)
     assert summary["fake_users"] == 6 and summary["real_users"] == 60
@@ -60,9 +80,25 @@ def test_attack_writes_a_flagged_poisoned_csv(monkeypatch, capsys, ratings_csv, 
 
 def test_attack_text_summary_and_recbole(monkeypatch, capsys, ratings_csv, tmp_path):
     out = tmp_path / "poisoned.inter"
-    code, stdout, _ = run(monkeypatch, capsys, "attack", str(ratings_csv), "--attack",
-                          "bandwagon", "--size", "0.05", "--targets", "random:2", "--fillers",
-                          "4", "--binarize", "--format", "recbole", "--out", str(out))
+    code, stdout, _ = run(
+        monkeypatch,
+        capsys,
+        "attack",
+        str(ratings_csv),
+        "--attack",
+        "bandwagon",
+        "--size",
+        "0.05",
+        "--targets",
+        "random:2",
+        "--fillers",
+        "4",
+        "--binarize",
+        "--format",
+        "recbole",
+        "--out",
+        str(out),
+    )
     assert code == 0
     assert "3 fake users" in stdout and "targets (original ids)" in stdout
     assert "wrote" in stdout and "poisoned.inter" in stdout
@@ -72,11 +108,31 @@ def test_attack_text_summary_and_recbole(monkeypatch, capsys, ratings_csv, tmp_p
 
 def test_poison_model_from_the_command_line(monkeypatch, capsys, ratings_csv, tmp_path):
     out = tmp_path / "pm.csv"
-    code, stdout, err = run(monkeypatch, capsys, "attack", str(ratings_csv), "--attack",
-                            "poison-model", "--size", "0.05", "--targets", "unpopular:1",
-                            "--fillers", "5", "--epochs", "2", "--device", "cpu",
-                            "--param", "rounds=1", "--param", "fake_per_step=3",
-                            "--out", str(out), "--json")
+    code, stdout, err = run(
+        monkeypatch,
+        capsys,
+        "attack",
+        str(ratings_csv),
+        "--attack",
+        "poison-model",
+        "--size",
+        "0.05",
+        "--targets",
+        "unpopular:1",
+        "--fillers",
+        "5",
+        "--epochs",
+        "2",
+        "--device",
+        "cpu",
+        "--param",
+        "rounds=1",
+        "--param",
+        "fake_per_step=3",
+        "--out",
+        str(out),
+        "--json",
+    )
     assert code == 0, err
     summary = json.loads(stdout)
     assert set(summary["surrogate_hr"]) == {"k", "before", "after"}
@@ -85,9 +141,25 @@ def test_poison_model_from_the_command_line(monkeypatch, capsys, ratings_csv, tm
 
 def test_random_targets_follow_the_seed(monkeypatch, capsys, ratings_csv, tmp_path):
     def targets(seed: str) -> list:
-        code, stdout, _ = run(monkeypatch, capsys, "attack", str(ratings_csv), "--attack",
-                              "random", "--size", "0.05", "--targets", "random:3", "--fillers",
-                              "3", "--seed", seed, "--out", str(tmp_path / "r.csv"), "--json")
+        code, stdout, _ = run(
+            monkeypatch,
+            capsys,
+            "attack",
+            str(ratings_csv),
+            "--attack",
+            "random",
+            "--size",
+            "0.05",
+            "--targets",
+            "random:3",
+            "--fillers",
+            "3",
+            "--seed",
+            seed,
+            "--out",
+            str(tmp_path / "r.csv"),
+            "--json",
+        )
         assert code == 0
         return json.loads(stdout)["targets"]
 
@@ -95,20 +167,28 @@ def test_random_targets_follow_the_seed(monkeypatch, capsys, ratings_csv, tmp_pa
     assert targets("1") != targets("2")
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["--targets", "1003,99999"], "'99999' is not in"),
-    (["--size", "0"], "--size must be a positive"),
-    (["--size", "-0.5"], "--size must be a positive"),
-    (["--attack", "randon"], "did you mean 'random'"),
-    (["--targets", "random:x"], "positive integer"),
-    (["--targets", "unpopular:500"], "unpopular items"),
-    (["--format", "xml"], "unknown --format"),
-    (["--param", "delta=0.5"], "no parameter 'delta'"),
-])
-def test_user_errors_exit_2_with_one_line(monkeypatch, capsys, ratings_csv, tmp_path, args,
-                                          message):
-    base = {"--attack": "random", "--size": "0.1", "--targets": "1003",
-            "--out": str(tmp_path / "x.csv")}
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--targets", "1003,99999"], "'99999' is not in"),
+        (["--size", "0"], "--size must be a positive"),
+        (["--size", "-0.5"], "--size must be a positive"),
+        (["--attack", "randon"], "did you mean 'random'"),
+        (["--targets", "random:x"], "positive integer"),
+        (["--targets", "unpopular:500"], "unpopular items"),
+        (["--format", "xml"], "unknown --format"),
+        (["--param", "delta=0.5"], "no parameter 'delta'"),
+    ],
+)
+def test_user_errors_exit_2_with_one_line(
+    monkeypatch, capsys, ratings_csv, tmp_path, args, message
+):
+    base = {
+        "--attack": "random",
+        "--size": "0.1",
+        "--targets": "1003",
+        "--out": str(tmp_path / "x.csv"),
+    }
     base.update(dict(zip(args[::2], args[1::2], strict=True)))
     argv = [item for pair in base.items() for item in pair]
     code, _, err = run(monkeypatch, capsys, "attack", str(ratings_csv), *argv)
@@ -120,7 +200,20 @@ def test_user_errors_exit_2_with_one_line(monkeypatch, capsys, ratings_csv, tmp_
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error raised without CUDA")
 def test_cuda_without_gpu_is_a_device_error(monkeypatch, capsys, ratings_csv, tmp_path):
-    code, _, err = run(monkeypatch, capsys, "attack", str(ratings_csv), "--attack",
-                       "poison-model", "--size", "0.1", "--targets", "1003", "--device", "cuda",
-                       "--out", str(tmp_path / "x.csv"))
+    code, _, err = run(
+        monkeypatch,
+        capsys,
+        "attack",
+        str(ratings_csv),
+        "--attack",
+        "poison-model",
+        "--size",
+        "0.1",
+        "--targets",
+        "1003",
+        "--device",
+        "cuda",
+        "--out",
+        str(tmp_path / "x.csv"),
+    )
     assert code == 2 and "no CUDA GPU" in err and len(err.strip().splitlines()) == 1

@@ -12,8 +12,7 @@ from recpoison.errors import ConfigError, DataError
 
 
 def poison(data: Interactions, n_fake: int = 4, n_fillers: int = 5) -> Interactions:
-    fake = make_attack("average", n_fillers=n_fillers).generate(data, [2], n_fake,
-                                                                random_state=0)
+    fake = make_attack("average", n_fillers=n_fillers).generate(data, [2], n_fake, random_state=0)
     return data.with_fake_users(fake)
 
 
@@ -44,8 +43,9 @@ def test_csv_round_trip_explicit_with_timestamps(tiny_explicit, tmp_path):
 
 
 def test_csv_round_trip_implicit_and_string_ids(tmp_path):
-    data = Interactions.from_triples(np.array(["ann", "ann", "bob", "cy"]),
-                                     np.array(["x", "y", "y", "z"]))
+    data = Interactions.from_triples(
+        np.array(["ann", "ann", "bob", "cy"]), np.array(["x", "y", "y", "z"])
+    )
     poisoned = poison(data, n_fake=2, n_fillers=1)
     assert list(poisoned.user_ids[poisoned.is_fake]) == ["fake-0", "fake-1"]
     path = write_poisoned(poisoned, tmp_path / "sub" / "implicit.csv")
@@ -72,8 +72,9 @@ def test_recbole_atomic_inter(kind, request, tmp_path):
     np.testing.assert_array_equal(table["timestamp:float"], data.timestamps)
     if not data.is_implicit:
         np.testing.assert_allclose(table["rating:float"], ratings)
-    assert fake_users_path(path).read_text().split() == \
-        [str(u) for u in data.user_ids[data.is_fake]]
+    assert fake_users_path(path).read_text().split() == [
+        str(u) for u in data.user_ids[data.is_fake]
+    ]
 
 
 def test_export_errors(tiny_implicit, tmp_path):

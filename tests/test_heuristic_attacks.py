@@ -18,8 +18,15 @@ N_FAKE, N_FILLERS = 6, 5
 
 
 def tiny_surrogate() -> NeuMF:
-    return NeuMF(embedding_dim=4, layers=(8, 4), epochs=2, batch_size=256, lr=1e-2,
-                 random_state=0, device="cpu")
+    return NeuMF(
+        embedding_dim=4,
+        layers=(8, 4),
+        epochs=2,
+        batch_size=256,
+        lr=1e-2,
+        random_state=0,
+        device="cpu",
+    )
 
 
 def attack(name: str, **params):
@@ -28,11 +35,11 @@ def attack(name: str, **params):
     return make_attack(name, **{"n_fillers": N_FILLERS, **params})
 
 
-def generate(name: str, data: Interactions, targets, n_fake: int = N_FAKE, seed: int = 0,
-             **params):
+def generate(name: str, data: Interactions, targets, n_fake: int = N_FAKE, seed: int = 0, **params):
     surrogate = tiny_surrogate() if name == "poison-model" else None
-    return attack(name, **params).generate(data, targets, n_fake, surrogate=surrogate,
-                                           random_state=seed)
+    return attack(name, **params).generate(
+        data, targets, n_fake, surrogate=surrogate, random_state=seed
+    )
 
 
 @pytest.fixture(scope="module")
@@ -46,8 +53,9 @@ def half_star(tiny_explicit) -> Interactions:
 @pytest.mark.parametrize("name", ATTACK_NAMES)
 @pytest.mark.parametrize("kind", ["implicit", "explicit", "half_star"])
 def test_profile_contract(name, kind, request):
-    data = request.getfixturevalue({"implicit": "tiny_implicit", "explicit": "tiny_explicit",
-                                    "half_star": "half_star"}[kind])
+    data = request.getfixturevalue(
+        {"implicit": "tiny_implicit", "explicit": "tiny_explicit", "half_star": "half_star"}[kind]
+    )
     targets = np.array([3])
     fake = generate(name, data, targets)
     matrix = fake.matrix.toarray()
@@ -97,8 +105,9 @@ def test_impossible_arguments_are_config_errors(name, tiny_implicit):
     with pytest.raises(ConfigError, match="not in the data"):
         generate(name, tiny_implicit, [tiny_implicit.n_items])
     with pytest.raises(ConfigError, match="non-target items"):
-        generate(name, tiny_implicit, [1, 2], rate_target=False,
-                 n_fillers=tiny_implicit.n_items - 3)
+        generate(
+            name, tiny_implicit, [1, 2], rate_target=False, n_fillers=tiny_implicit.n_items - 3
+        )
 
 
 def test_poison_model_needs_a_surrogate(tiny_implicit):
@@ -111,15 +120,17 @@ def test_average_attack_uses_item_statistics_random_attack_global_ones():
     users = np.repeat(np.arange(40), 2)
     items = np.tile([0, 1], 40)
     ratings = np.tile([1.0, 5.0], 40)
-    extra = Interactions.from_triples(np.r_[users, 99], np.r_[items, 2], np.r_[ratings, 3.0],
-                                      rating_scale=(1.0, 5.0))
+    extra = Interactions.from_triples(
+        np.r_[users, 99], np.r_[items, 2], np.r_[ratings, 3.0], rating_scale=(1.0, 5.0)
+    )
     per_item = RatingSampler.fit(extra, per_item=True)
     np.testing.assert_allclose(per_item.mean[:2], [1.0, 5.0])
     draws = per_item.sample(np.array([[0, 1]] * 50), np.random.default_rng(0))
     np.testing.assert_array_equal(draws[:, 0], 1.0)
     np.testing.assert_array_equal(draws[:, 1], 5.0)
-    global_draws = RatingSampler.fit(extra, per_item=False).sample(np.zeros(500, dtype=int),
-                                                                   np.random.default_rng(0))
+    global_draws = RatingSampler.fit(extra, per_item=False).sample(
+        np.zeros(500, dtype=int), np.random.default_rng(0)
+    )
     assert abs(global_draws.mean() - 3.0) < 0.3 and len(np.unique(global_draws)) >= 3
 
 
@@ -160,17 +171,21 @@ def test_bandwagon_popularity_defaults_follow_the_paper(tiny_explicit):
     assert means[popular].min() >= np.sort(means)[-len(popular)]
     by_count = BandwagonAttack(popular_fraction=0.05, popularity="count")
     counts = item_popularity(tiny_explicit)
-    assert counts[by_count.popular_items(tiny_explicit, candidates)].min() >= \
-        np.sort(counts)[-len(popular)]
+    assert (
+        counts[by_count.popular_items(tiny_explicit, candidates)].min()
+        >= np.sort(counts)[-len(popular)]
+    )
     with pytest.raises(ConfigError, match="popularity"):
         BandwagonAttack(popularity="views").generate(tiny_explicit, [0], 2, random_state=0)
 
 
 def test_bandwagon_classic_variant_rates_popular_fillers_at_max(tiny_explicit):
     fake = BandwagonAttack(n_fillers=10, popular_share=0.5, popular_rating="max").generate(
-        tiny_explicit, [0], 30, random_state=0)
+        tiny_explicit, [0], 30, random_state=0
+    )
     pool = BandwagonAttack(popular_fraction=0.1).popular_items(
-        tiny_explicit, np.arange(1, tiny_explicit.n_items))
+        tiny_explicit, np.arange(1, tiny_explicit.n_items)
+    )
     dense = fake.matrix.toarray()
     np.testing.assert_array_equal(dense[:, pool][dense[:, pool] > 0], 5.0)
 
@@ -187,8 +202,16 @@ def effect_setup():
 
 
 def effect_victim() -> NeuMF:
-    return NeuMF(embedding_dim=8, layers=(32, 16, 8), epochs=10, batch_size=512, lr=5e-3,
-                 n_replicas=4, random_state=1, device="cpu")
+    return NeuMF(
+        embedding_dim=8,
+        layers=(32, 16, 8),
+        epochs=10,
+        batch_size=512,
+        lr=5e-3,
+        n_replicas=4,
+        random_state=1,
+        device="cpu",
+    )
 
 
 @pytest.mark.parametrize("name", ["random", "average", "bandwagon"])

@@ -22,12 +22,13 @@ def test_user_loss_eq2_hand_computed_and_differentiable():
     # user 0: item 0 seen; L_u = top-2 unseen = items 1, 2 -> l = logσ(1) - logσ(-1) = 1
     # user 1: the target is ranked first -> l = logσ(0) - logσ(5) (negative, above -κ)
     # user 2: has rated the target (not in S) -> 0
-    logits = torch.tensor([[3.0, 2.0, 1.0, 0.0, -1.0],
-                           [0.0, 0.0, 0.0, 0.0, 5.0],
-                           [1.0, 1.0, 1.0, 1.0, 1.0]], requires_grad=True)
-    seen = torch.tensor([[True, False, False, False, False],
-                         [False] * 5,
-                         [False, False, False, False, True]])
+    logits = torch.tensor(
+        [[3.0, 2.0, 1.0, 0.0, -1.0], [0.0, 0.0, 0.0, 0.0, 5.0], [1.0, 1.0, 1.0, 1.0, 1.0]],
+        requires_grad=True,
+    )
+    seen = torch.tensor(
+        [[True, False, False, False, False], [False] * 5, [False, False, False, False, True]]
+    )
     eligible = torch.tensor([[True], [True], [False]])
     gaps = rank_gaps(logits, seen, torch.tensor([4]), top_k=2)
     loss = user_losses(gaps, eligible, kappa=1.0)
@@ -38,13 +39,13 @@ def test_user_loss_eq2_hand_computed_and_differentiable():
 
     clamped.sum().backward()
     grad = logits.grad
-    assert grad[0, 4] < 0 and grad[0, 2] > 0      # push the target up, the K-th item down
+    assert grad[0, 4] < 0 and grad[0, 2] > 0  # push the target up, the K-th item down
     assert torch.all(grad[1] == 0) and torch.all(grad[2] == 0)  # clamped at -κ, not in S
 
 
 def test_selection_probability_eq7_eq8():
     selection = SelectionProbability(n_items=5, targets=np.array([4]), delta=0.5)
-    scores = np.array([0.9, 0.8, 0.7, 0.6, 1.0])   # the target scores highest but is never taken
+    scores = np.array([0.9, 0.8, 0.7, 0.6, 1.0])  # the target scores highest but is never taken
     np.testing.assert_array_equal(selection.choose(scores, 2), [0, 1])
     np.testing.assert_allclose(selection.p, [0.5, 0.5, 1.0, 1.0])
     # adjusted scores 0.45, 0.4, 0.7, 0.6 -> items 2 and 3; then every p < 1 -> reset
@@ -68,13 +69,23 @@ class Fixed(Recommender):
 
 def test_a_non_differentiable_surrogate_is_refused(tiny_implicit):
     with pytest.raises(ConfigError, match="differentiable"):
-        PoisonModelAttack(n_fillers=3).generate(tiny_implicit, [1], 2, surrogate=Fixed(),
-                                                random_state=0)
+        PoisonModelAttack(n_fillers=3).generate(
+            tiny_implicit, [1], 2, surrogate=Fixed(), random_state=0
+        )
 
 
 def small_surrogate(epochs: int = 10) -> NeuMF:
-    return NeuMF(embedding_dim=8, layers=(32, 16, 8), epochs=epochs, batch_size=512, lr=5e-3,
-                 n_replicas=3, seeds=[1, 2, 3], random_state=1, device="cpu")
+    return NeuMF(
+        embedding_dim=8,
+        layers=(32, 16, 8),
+        epochs=epochs,
+        batch_size=512,
+        lr=5e-3,
+        n_replicas=3,
+        seeds=[1, 2, 3],
+        random_state=1,
+        device="cpu",
+    )
 
 
 @pytest.fixture(scope="module")
@@ -88,18 +99,36 @@ def setup():
 
 
 def victim() -> NeuMF:
-    return NeuMF(embedding_dim=8, layers=(32, 16, 8), epochs=10, batch_size=512, lr=5e-3,
-                 n_replicas=4, random_state=1, device="cpu")
+    return NeuMF(
+        embedding_dim=8,
+        layers=(32, 16, 8),
+        epochs=10,
+        batch_size=512,
+        lr=5e-3,
+        n_replicas=4,
+        random_state=1,
+        device="cpu",
+    )
 
 
 def test_objective_hit_ratio_matches_the_metric(setup):
     """The poison model's own HR_t, computed from the scores that give G, is HR_t@K."""
     data, target, _ = setup
-    targets = np.r_[target, np.argsort(item_popularity(data))[-3:]]   # with popular ones: hits
+    targets = np.r_[target, np.argsort(item_popularity(data))[-3:]]  # with popular ones: hits
     model = small_surrogate(epochs=3).fit(data)
-    objective = PoisonObjective(data, targets, np.array([0]), 1, 1, top_k=10, kappa=1.0,
-                                eta=100.0, users_per_step=64, rng=np.random.default_rng(0),
-                                device=torch.device("cpu"))
+    objective = PoisonObjective(
+        data,
+        targets,
+        np.array([0]),
+        1,
+        1,
+        top_k=10,
+        kappa=1.0,
+        eta=100.0,
+        users_per_step=64,
+        rng=np.random.default_rng(0),
+        device=torch.device("cpu"),
+    )
     value = objective.value(model)
     assert value["hr"] == pytest.approx(target_hit_ratio(model, data, targets).mean(10))
     assert value["hr"] > 0.05
@@ -109,12 +138,30 @@ def test_batched_loss_has_the_value_and_gradient_of_eq2_on_all_items(setup):
     """The objective scores only the K-th item and the target with autograd; its l_u and their
     gradient must equal Eq. 2 back-propagated through the full score matrix."""
     data, target, _ = setup
-    model = NeuMF(embedding_dim=4, layers=(8, 4), epochs=2, batch_size=512, lr=1e-2,
-                  n_replicas=2, random_state=0, device="cpu").fit(data)
+    model = NeuMF(
+        embedding_dim=4,
+        layers=(8, 4),
+        epochs=2,
+        batch_size=512,
+        lr=1e-2,
+        n_replicas=2,
+        random_state=0,
+        device="cpu",
+    ).fit(data)
     targets = np.array([target, 11])
-    objective = PoisonObjective(data, targets, np.array([0]), 1, 1, top_k=10, kappa=1.0,
-                                eta=100.0, users_per_step=64, rng=np.random.default_rng(0),
-                                device=torch.device("cpu"))
+    objective = PoisonObjective(
+        data,
+        targets,
+        np.array([0]),
+        1,
+        1,
+        top_k=10,
+        kappa=1.0,
+        eta=100.0,
+        users_per_step=64,
+        rng=np.random.default_rng(0),
+        device=torch.device("cpu"),
+    )
     users = objective.users[:40]
     params = list(model.module_.parameters())
 
@@ -122,9 +169,16 @@ def test_batched_loss_has_the_value_and_gradient_of_eq2_on_all_items(setup):
     fast_grads = torch.autograd.grad(fast.sum(), params)
     full_logits = model.scores_with_grad(users, logits=True)
     eligible = torch.as_tensor(objective.eligible[users])
-    reference = user_losses(rank_gaps(full_logits, seen_mask(data.matrix, users,
-                                                             torch.device("cpu")),
-                                      torch.as_tensor(targets), 10), eligible, 1.0)
+    reference = user_losses(
+        rank_gaps(
+            full_logits,
+            seen_mask(data.matrix, users, torch.device("cpu")),
+            torch.as_tensor(targets),
+            10,
+        ),
+        eligible,
+        1.0,
+    )
     reference_grads = torch.autograd.grad(reference.sum(), params)
 
     torch.testing.assert_close(fast, reference)
@@ -139,13 +193,13 @@ def test_steps_diagnostics_and_the_surrogate_is_left_untouched(setup):
     attack = PoisonModelAttack(n_fillers=10, rounds=2, fake_per_step=4)
     fake = attack.generate(data, [target], 10, surrogate=surrogate, random_state=0)
     info = fake.info
-    assert not hasattr(surrogate, "module_")          # cloned, never fitted in place
-    assert len(info["trace"]) == 3                    # steps of 4, 4 and 2 fake users
-    assert all(len(step["hr"]) == 3 for step in info["trace"])   # round 0 + 2 rounds
+    assert not hasattr(surrogate, "module_")  # cloned, never fitted in place
+    assert len(info["trace"]) == 3  # steps of 4, 4 and 2 fake users
+    assert all(len(step["hr"]) == 3 for step in info["trace"])  # round 0 + 2 rounds
     assert info["chosen_rounds"] == [step["chosen_round"] for step in info["trace"]]
     hr = info["surrogate_hr"]
     assert hr["k"] == 10 and 0.0 <= hr["before"] <= 1.0 and 0.0 <= hr["after"] <= 1.0
-    assert hr["after"] > hr["before"]                 # the surrogate itself is poisoned
+    assert hr["after"] > hr["before"]  # the surrogate itself is poisoned
     parts = info["seconds_pretrain"] + 10 * info["seconds_per_fake_user"] + info["seconds_refit"]
     assert info["seconds"] == pytest.approx(parts)
 
@@ -157,8 +211,9 @@ def test_poison_training_optimizes_the_attack_objective(setup):
     data, target, _ = setup
 
     def first_step(lam: float) -> dict:
-        attack = PoisonModelAttack(n_fillers=10, rounds=1, fake_per_step=5, lam=lam,
-                                   refit_after=False)
+        attack = PoisonModelAttack(
+            n_fillers=10, rounds=1, fake_per_step=5, lam=lam, refit_after=False
+        )
         fake = attack.generate(data, [target], 5, surrogate=small_surrogate(), random_state=0)
         return fake.info["trace"][0]
 
@@ -177,13 +232,16 @@ def test_poison_model_beats_random_and_no_attack(setup):
     errors (1.3x to 4.9x); this seed (data 0, victim 1) had 3.2 standard errors and 4.9x."""
     data, target, clean = setup
     results = {}
-    for name, params in [("random", {}), ("poison-model", {"rounds": 2, "fake_per_step": 5,
-                                                            "refit_after": False})]:
+    for name, params in [
+        ("random", {}),
+        ("poison-model", {"rounds": 2, "fake_per_step": 5, "refit_after": False}),
+    ]:
         fake = make_attack(name, n_fillers=10, **params).generate(
-            data, [target], 25, surrogate=small_surrogate(), random_state=0)
+            data, [target], 25, surrogate=small_surrogate(), random_state=0
+        )
         poisoned = data.with_fake_users(fake)
-        results[name] = target_hit_ratio(victim().fit(poisoned), poisoned,
-                                         [target]).ratio()[:, 0, 0]
+        hit_ratio = target_hit_ratio(victim().fit(poisoned), poisoned, [target])
+        results[name] = hit_ratio.ratio()[:, 0, 0]
     ours, rand = results["poison-model"], results["random"]
     stderr = math.sqrt(ours.var(ddof=1) / len(ours) + rand.var(ddof=1) / len(rand))
     assert ours.min() > clean.max(), (ours, clean)

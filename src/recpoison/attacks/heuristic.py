@@ -36,8 +36,9 @@ logger = logging.getLogger(__name__)
 Popularity = Literal["count", "mean_rating"]
 
 
-def sample_distinct(candidates: np.ndarray, n_rows: int, n: int,
-                    rng: np.random.Generator) -> np.ndarray:
+def sample_distinct(
+    candidates: np.ndarray, n_rows: int, n: int, rng: np.random.Generator
+) -> np.ndarray:
     """``[n_rows, n]`` items, each row ``n`` distinct ones drawn uniformly from ``candidates``.
 
     Vectorized: the ``n`` smallest of i.i.d. uniform keys form a uniform sample without
@@ -58,9 +59,15 @@ class ProfileAttack(Attack):
         super().__init__(n_fillers=n_fillers)
         self.rate_target = rate_target
 
-    def generate(self, train: Interactions, targets: np.ndarray, n_fake: int, *,
-                 surrogate: Recommender | None = None,
-                 random_state: RandomState = None) -> FakeProfiles:
+    def generate(
+        self,
+        train: Interactions,
+        targets: np.ndarray,
+        n_fake: int,
+        *,
+        surrogate: Recommender | None = None,
+        random_state: RandomState = None,
+    ) -> FakeProfiles:
         """``n_fake`` profiles promoting every item of ``targets`` (item indices of ``train``)."""
         start = time.perf_counter()
         targets = self.check_inputs(train, targets, n_fake, surrogate)
@@ -70,12 +77,19 @@ class ProfileAttack(Attack):
         non_targets = np.setdiff1d(np.arange(train.n_items), targets)
         fillers, ratings, info = self._fillers(train, non_targets, n_fake, n_rated, rng)
         info.update({"attack": self.name, "seconds": time.perf_counter() - start})
-        return assemble_profiles(train, targets, fillers, ratings, rate_target=self.rate_target,
-                                 info=info)
+        return assemble_profiles(
+            train, targets, fillers, ratings, rate_target=self.rate_target, info=info
+        )
 
     @abstractmethod
-    def _fillers(self, train: Interactions, candidates: np.ndarray, n_fake: int, n: int,
-                 rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, dict]:
+    def _fillers(
+        self,
+        train: Interactions,
+        candidates: np.ndarray,
+        n_fake: int,
+        n: int,
+        rng: np.random.Generator,
+    ) -> tuple[np.ndarray, np.ndarray, dict]:
         """Fillers ``[n_fake, n]`` drawn from ``candidates``, their ratings, and diagnostics."""
 
 
@@ -84,8 +98,14 @@ class RandomAttack(ProfileAttack):
 
     name: ClassVar[str] = "random"
 
-    def _fillers(self, train: Interactions, candidates: np.ndarray, n_fake: int, n: int,
-                 rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, dict]:
+    def _fillers(
+        self,
+        train: Interactions,
+        candidates: np.ndarray,
+        n_fake: int,
+        n: int,
+        rng: np.random.Generator,
+    ) -> tuple[np.ndarray, np.ndarray, dict]:
         fillers = sample_distinct(candidates, n_fake, n, rng)
         return fillers, RatingSampler.fit(train, per_item=False).sample(fillers, rng), {}
 
@@ -95,8 +115,14 @@ class AverageAttack(ProfileAttack):
 
     name: ClassVar[str] = "average"
 
-    def _fillers(self, train: Interactions, candidates: np.ndarray, n_fake: int, n: int,
-                 rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, dict]:
+    def _fillers(
+        self,
+        train: Interactions,
+        candidates: np.ndarray,
+        n_fake: int,
+        n: int,
+        rng: np.random.Generator,
+    ) -> tuple[np.ndarray, np.ndarray, dict]:
         fillers = sample_distinct(candidates, n_fake, n, rng)
         return fillers, RatingSampler.fit(train, per_item=True).sample(fillers, rng), {}
 
@@ -116,10 +142,16 @@ class BandwagonAttack(ProfileAttack):
 
     name: ClassVar[str] = "bandwagon"
 
-    def __init__(self, *, n_fillers: int = 30, rate_target: bool = True,
-                 popular_share: float = 0.1, popular_fraction: float = 0.1,
-                 popularity: Popularity | None = None,
-                 popular_rating: Literal["sampled", "max"] = "sampled") -> None:
+    def __init__(
+        self,
+        *,
+        n_fillers: int = 30,
+        rate_target: bool = True,
+        popular_share: float = 0.1,
+        popular_fraction: float = 0.1,
+        popularity: Popularity | None = None,
+        popular_rating: Literal["sampled", "max"] = "sampled",
+    ) -> None:
         super().__init__(n_fillers=n_fillers, rate_target=rate_target)
         self.popular_share = popular_share
         self.popular_fraction = popular_fraction
@@ -128,25 +160,31 @@ class BandwagonAttack(ProfileAttack):
 
     def _check_params(self) -> None:
         if not 0.0 <= self.popular_share <= 1.0:
-            raise ConfigError("bandwagon: popular_share must be in [0, 1], got "
-                              f"{self.popular_share}")
+            raise ConfigError(
+                f"bandwagon: popular_share must be in [0, 1], got {self.popular_share}"
+            )
         if not 0.0 < self.popular_fraction <= 1.0:
-            raise ConfigError("bandwagon: popular_fraction must be in (0, 1], got "
-                              f"{self.popular_fraction}")
+            raise ConfigError(
+                f"bandwagon: popular_fraction must be in (0, 1], got {self.popular_fraction}"
+            )
         if self.popularity not in (None, "count", "mean_rating"):
-            raise ConfigError(f"bandwagon: popularity must be 'count' or 'mean_rating', "
-                              f"got {self.popularity!r}")
+            raise ConfigError(
+                f"bandwagon: popularity must be 'count' or 'mean_rating', got {self.popularity!r}"
+            )
         if self.popular_rating not in ("sampled", "max"):
-            raise ConfigError(f"bandwagon: popular_rating must be 'sampled' or 'max', "
-                              f"got {self.popular_rating!r}")
+            raise ConfigError(
+                f"bandwagon: popular_rating must be 'sampled' or 'max', got {self.popular_rating!r}"
+            )
 
     def popular_items(self, train: Interactions, candidates: np.ndarray) -> np.ndarray:
         """The ``popular_fraction`` most popular of ``candidates`` (ties broken by item index)."""
         self._check_params()
         kind = self.popularity or ("count" if train.is_implicit else "mean_rating")
         if kind == "mean_rating" and train.is_implicit:
-            raise ConfigError("bandwagon: popularity='mean_rating' needs explicit ratings; "
-                              "use popularity='count' on implicit data")
+            raise ConfigError(
+                "bandwagon: popularity='mean_rating' needs explicit ratings; "
+                "use popularity='count' on implicit data"
+            )
         if kind == "count":
             score = np.asarray(item_popularity(train), dtype=np.float64)
         else:
@@ -158,16 +196,27 @@ class BandwagonAttack(ProfileAttack):
         order = candidates[np.argsort(-score[candidates], kind="stable")]
         return np.sort(order[:n_popular])
 
-    def _fillers(self, train: Interactions, candidates: np.ndarray, n_fake: int, n: int,
-                 rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, dict]:
+    def _fillers(
+        self,
+        train: Interactions,
+        candidates: np.ndarray,
+        n_fake: int,
+        n: int,
+        rng: np.random.Generator,
+    ) -> tuple[np.ndarray, np.ndarray, dict]:
         popular = self.popular_items(train, candidates)
         rest = np.setdiff1d(candidates, popular)
         n_popular = min(round(self.popular_share * n), len(popular))
         n_rest = n - n_popular
         if n_rest > len(rest):  # too few unpopular items: take the missing ones from the pool
             n_popular, n_rest = n - len(rest), len(rest)
-        fillers = np.concatenate([sample_distinct(popular, n_fake, n_popular, rng),
-                                  sample_distinct(rest, n_fake, n_rest, rng)], axis=1)
+        fillers = np.concatenate(
+            [
+                sample_distinct(popular, n_fake, n_popular, rng),
+                sample_distinct(rest, n_fake, n_rest, rng),
+            ],
+            axis=1,
+        )
         ratings = RatingSampler.fit(train, per_item=False).sample(fillers, rng)
         if self.popular_rating == "max":
             ratings[:, :n_popular] = max_rating(train)

@@ -41,8 +41,9 @@ def seen_mask(matrix: sp.csr_matrix, users: np.ndarray, device: torch.device) ->
     return torch.as_tensor(matrix[users].toarray() > 0, device=device)
 
 
-def rank_gaps(logits: torch.Tensor, seen: torch.Tensor, targets: torch.Tensor,
-              top_k: int) -> torch.Tensor:
+def rank_gaps(
+    logits: torch.Tensor, seen: torch.Tensor, targets: torch.Tensor, top_k: int
+) -> torch.Tensor:
     """``min_{i in L_u} log ŷ_ui - log ŷ_ut`` per user and target, ``[..., U, T]``.
 
     ``logits`` ``[..., U, I]`` (differentiable), ``seen`` ``[U, I]`` bool, ``targets`` ``[T]``.
@@ -52,7 +53,7 @@ def rank_gaps(logits: torch.Tensor, seen: torch.Tensor, targets: torch.Tensor,
     log_scores = F.logsigmoid(logits)
     ranked = log_scores.masked_fill(seen, -torch.inf)
     k = min(top_k, ranked.shape[-1])
-    kth = torch.topk(ranked, k, dim=-1).values[..., -1:]            # min_{i in L_u} log ŷ_ui
+    kth = torch.topk(ranked, k, dim=-1).values[..., -1:]  # min_{i in L_u} log ŷ_ui
     return kth - log_scores[..., targets]
 
 
@@ -87,9 +88,21 @@ class PoisonObjective:
     per user on ``λη l_u``, one on ``λ||ŷ_v||²`` and one epoch of ℒ per round.
     """
 
-    def __init__(self, data: Interactions, targets: np.ndarray, fake_users: np.ndarray,
-                 n_instances: int, batch_size: int, *, top_k: int, kappa: float, eta: float,
-                 users_per_step: int, rng: np.random.Generator, device: torch.device) -> None:
+    def __init__(
+        self,
+        data: Interactions,
+        targets: np.ndarray,
+        fake_users: np.ndarray,
+        n_instances: int,
+        batch_size: int,
+        *,
+        top_k: int,
+        kappa: float,
+        eta: float,
+        users_per_step: int,
+        rng: np.random.Generator,
+        device: torch.device,
+    ) -> None:
         self.data = data
         self.fake_users = np.asarray(fake_users, dtype=np.int64)
         self.top_k = top_k
@@ -117,7 +130,7 @@ class PoisonObjective:
         """The next chunk of the shuffled sweep over S (reshuffled when exhausted)."""
         if len(self._queue) < self.chunk:
             self._queue = np.concatenate([self._queue, self.rng.permutation(self.users)])
-        batch, self._queue = self._queue[:self.chunk], self._queue[self.chunk:]
+        batch, self._queue = self._queue[: self.chunk], self._queue[self.chunk :]
         return batch
 
     def __call__(self, model: Recommender) -> torch.Tensor:
@@ -140,18 +153,17 @@ class PoisonObjective:
         selected entry only), without back-propagating through every item.
         """
         with torch.no_grad():
-            full = model.scores_with_grad(users, logits=True)                  # [R, U, I]
-            ranked = full.masked_fill(seen_mask(self.data.matrix, users, self.device),
-                                      -torch.inf)
+            full = model.scores_with_grad(users, logits=True)  # [R, U, I]
+            ranked = full.masked_fill(seen_mask(self.data.matrix, users, self.device), -torch.inf)
             kth = torch.topk(ranked, min(self.top_k, ranked.shape[-1]), dim=-1).indices[..., -1]
         n_rep, n_users, n_targets = kth.shape[0], len(users), len(self.targets_t)
         user_index = torch.as_tensor(users, device=self.device)
         pair_users = torch.cat([user_index.repeat(n_rep), user_index.repeat_interleave(n_targets)])
         pair_items = torch.cat([kth.reshape(-1), self.targets_t.repeat(n_users)])
-        logits = model.forward_scores(pair_users, pair_items, logits=True)      # [R, pairs]
+        logits = model.forward_scores(pair_users, pair_items, logits=True)  # [R, pairs]
         own = torch.arange(n_rep, device=self.device)
-        kth_logits = logits[:, :n_rep * n_users].view(n_rep, n_rep, n_users)[own, own]
-        target_logits = logits[:, n_rep * n_users:].view(n_rep, n_users, n_targets)
+        kth_logits = logits[:, : n_rep * n_users].view(n_rep, n_rep, n_users)[own, own]
+        target_logits = logits[:, n_rep * n_users :].view(n_rep, n_users, n_targets)
         gaps = F.logsigmoid(kth_logits)[..., None] - F.logsigmoid(target_logits)
         eligible = torch.as_tensor(self.eligible[users], device=self.device)
         return user_losses(gaps, eligible, self.kappa)
@@ -162,17 +174,18 @@ class PoisonObjective:
         and, from the same scores, the model's own HR_t@K (users of S whose gap is <= 0, over
         |S|, averaged over targets; equal to :func:`recpoison.metrics.target_hit_ratio` up to
         exact score ties)."""
-        norm = float(fake_norm(model.scores_with_grad(self.fake_users, logits=True),
-                               self.keep_items))
+        norm = float(
+            fake_norm(model.scores_with_grad(self.fake_users, logits=True), self.keep_items)
+        )
         total = 0.0
         hits = np.zeros(self.eligible.shape[1])
         for start in range(0, len(self.users), batch_users):
-            users = self.users[start:start + batch_users]
+            users = self.users[start : start + batch_users]
             logits = model.scores_with_grad(users, logits=True)
             seen = seen_mask(self.data.matrix, users, self.device)
             eligible = torch.as_tensor(self.eligible[users], device=self.device)
             gaps = rank_gaps(logits, seen, self.targets_t, self.top_k)
-            gaps = gaps.reshape(-1, *gaps.shape[-2:])                  # [R, U, T]
+            gaps = gaps.reshape(-1, *gaps.shape[-2:])  # [R, U, T]
             total += float(user_losses(gaps, eligible, self.kappa).sum())
             hit = (gaps <= 0) & eligible
             hits += hit.sum(dim=1).double().mean(dim=0).cpu().numpy()  # mean over replicas

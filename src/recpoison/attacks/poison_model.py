@@ -29,8 +29,16 @@ Choices the paper leaves open, and what is done here:
 * No model selection by held-out performance: the authors pick the pre-training epoch by test
   HR, which recpoison never does (DESIGN.md); the round is chosen by the attacker's objective.
 * Default parameters (the "Parameter Setting" paragraph of V-A lost its numbers in extraction):
-  κ = 1, δ = 0.9, n = 30, λ = 0.01, η = 100, K = 10, 5 rounds; δ = 0.9 is the best value the
-  text reports for ML-100K (Fig. 5) and a smaller δ is recommended for sparser data (IV-D).
+  κ = 1, δ = 0.9, n = 30, λ = 0.01, η = 100, K = 10, as given for this project; δ = 0.9 is the
+  best value the text reports for ML-100K (Fig. 5) and a smaller δ is recommended for sparser
+  data (IV-D). The paper does not describe rounds; 5 rounds, each one epoch, with the best one
+  kept, follow the authors' code. How ℒ and G are weighed per mini-batch is explained in
+  :class:`~recpoison.attacks.poison_loss.PoisonObjective`.
+* Diagnostics in ``FakeProfiles.info``: ``surrogate_hr`` (the surrogate's own HR_t@K on the
+  attacker's view before the attack and, with ``refit_after``, after retraining it from scratch
+  on the view plus the fake users), ``trace`` (per step and round: HR_t, G, Σ l_u, ||ŷ_v||²),
+  ``chosen_rounds``, ``selection_resets`` and timings (``seconds``, ``seconds_pretrain``,
+  ``seconds_per_fake_user``, ``seconds_refit``).
 * On explicit data with an implicit-only surrogate (NeuMF), the poison model trains on the
   binarized view, as the paper trains NeuMF (V-A); the fake users' filler ratings are still
   drawn on the original scale.
@@ -67,7 +75,14 @@ from recpoison.victims.base import Recommender
 logger = logging.getLogger(__name__)
 
 #: Methods and attributes the poison model needs beyond the `Recommender` contract.
-_SURROGATE_HOOKS = ("partial_fit", "scores_with_grad", "copy_fitted", "batch_size", "n_negatives")
+_SURROGATE_HOOKS = (
+    "partial_fit",
+    "scores_with_grad",
+    "forward_scores",
+    "copy_fitted",
+    "batch_size",
+    "n_negatives",
+)
 
 
 class SelectionProbability:
@@ -112,11 +127,24 @@ class PoisonModelAttack(Attack):
     name: ClassVar[str] = "poison-model"
     requires: ClassVar[frozenset[str]] = frozenset({"surrogate", "differentiable"})
 
-    def __init__(self, *, n_fillers: int = 30, rate_target: bool = True, kappa: float = 1.0,
-                 delta: float = 0.9, lam: float = 1e-2, eta: float = 1e2, top_k: int = 10,
-                 rounds: int = 5, poison_epochs: int = 1, pretrain_epochs: int | None = None,
-                 step_epochs: int = 1, fake_per_step: int = 1, users_per_step: int = 64,
-                 refit_after: bool = True) -> None:
+    def __init__(
+        self,
+        *,
+        n_fillers: int = 30,
+        rate_target: bool = True,
+        kappa: float = 1.0,
+        delta: float = 0.9,
+        lam: float = 1e-2,
+        eta: float = 1e2,
+        top_k: int = 10,
+        rounds: int = 5,
+        poison_epochs: int = 1,
+        pretrain_epochs: int | None = None,
+        step_epochs: int = 1,
+        fake_per_step: int = 1,
+        users_per_step: int = 64,
+        refit_after: bool = True,
+    ) -> None:
         super().__init__(n_fillers=n_fillers)
         self.rate_target = rate_target
         self.kappa = kappa
@@ -140,35 +168,55 @@ class PoisonModelAttack(Attack):
             (self.lam >= 0 and self.eta >= 0, "lam and eta must be >= 0"),
             (isinstance(self.top_k, int) and self.top_k >= 1, "top_k must be an integer >= 1"),
             (isinstance(self.rounds, int) and self.rounds >= 0, "rounds must be an integer >= 0"),
-            (isinstance(self.poison_epochs, int) and self.poison_epochs >= 1,
-             "poison_epochs must be an integer >= 1"),
-            (self.pretrain_epochs is None
-             or (isinstance(self.pretrain_epochs, int) and self.pretrain_epochs >= 1),
-             "pretrain_epochs must be None or an integer >= 1"),
-            (isinstance(self.step_epochs, int) and self.step_epochs >= 0,
-             "step_epochs must be an integer >= 0"),
-            (isinstance(self.fake_per_step, int) and self.fake_per_step >= 1,
-             "fake_per_step must be an integer >= 1"),
-            (isinstance(self.users_per_step, int) and self.users_per_step >= 1,
-             "users_per_step must be an integer >= 1"),
+            (
+                isinstance(self.poison_epochs, int) and self.poison_epochs >= 1,
+                "poison_epochs must be an integer >= 1",
+            ),
+            (
+                self.pretrain_epochs is None
+                or (isinstance(self.pretrain_epochs, int) and self.pretrain_epochs >= 1),
+                "pretrain_epochs must be None or an integer >= 1",
+            ),
+            (
+                isinstance(self.step_epochs, int) and self.step_epochs >= 0,
+                "step_epochs must be an integer >= 0",
+            ),
+            (
+                isinstance(self.fake_per_step, int) and self.fake_per_step >= 1,
+                "fake_per_step must be an integer >= 1",
+            ),
+            (
+                isinstance(self.users_per_step, int) and self.users_per_step >= 1,
+                "users_per_step must be an integer >= 1",
+            ),
         ]
         for ok, message in checks:
             if not ok:
                 raise ConfigError(f"{self.name}: {message} ({self!r})")
         if "differentiable" not in surrogate.capabilities:
-            raise ConfigError(f"{self.name} needs a differentiable surrogate (a neural victim such "
-                              f"as neumf, gmf or mlp); {surrogate.name} is not")
+            raise ConfigError(
+                f"{self.name} needs a differentiable surrogate (a neural victim such "
+                f"as neumf, gmf or mlp); {surrogate.name} is not"
+            )
         missing = [hook for hook in _SURROGATE_HOOKS if not hasattr(surrogate, hook)]
         if missing:
             raise ConfigError(f"{self.name}: surrogate {surrogate.name} lacks {', '.join(missing)}")
         if self.pretrain_epochs is not None and "epochs" not in surrogate.get_params():
-            raise ConfigError(f"{self.name}: pretrain_epochs is set but surrogate "
-                              f"{surrogate.name} has no 'epochs' parameter")
+            raise ConfigError(
+                f"{self.name}: pretrain_epochs is set but surrogate "
+                f"{surrogate.name} has no 'epochs' parameter"
+            )
 
     # -- the attack -----------------------------------------------------------------------------
-    def generate(self, train: Interactions, targets: np.ndarray, n_fake: int, *,
-                 surrogate: Recommender | None = None,
-                 random_state: RandomState = None) -> FakeProfiles:
+    def generate(
+        self,
+        train: Interactions,
+        targets: np.ndarray,
+        n_fake: int,
+        *,
+        surrogate: Recommender | None = None,
+        random_state: RandomState = None,
+    ) -> FakeProfiles:
         """``n_fake`` profiles promoting ``targets``, built step by step with the poison model."""
         start = time.perf_counter()
         targets = self.check_inputs(train, targets, n_fake, surrogate)
@@ -183,8 +231,9 @@ class PoisonModelAttack(Attack):
         base = self._surrogate(surrogate, fit_seed).fit(view)
         hr_before = self._hit_ratio(base, view, targets)
         pretrain_seconds = time.perf_counter() - start
-        logger.info("%s: surrogate HR_t@%d before the attack %.4f", self.name, self.top_k,
-                    hr_before)
+        logger.info(
+            "%s: surrogate HR_t@%d before the attack %.4f", self.name, self.top_k, hr_before
+        )
 
         sampler = RatingSampler.fit(train, per_item=True)
         selection = SelectionProbability(train.n_items, targets, self.delta)
@@ -192,8 +241,9 @@ class PoisonModelAttack(Attack):
         ratings = np.empty((0, n_rated), dtype=np.float32)
         trace: list[dict[str, Any]] = []
         for size in _step_sizes(n_fake, self.fake_per_step):
-            partial = assemble_profiles(train, targets, fillers, ratings,
-                                        rate_target=self.rate_target)
+            partial = assemble_profiles(
+                train, targets, fillers, ratings, rate_target=self.rate_target
+            )
             pending = self._pending_rows(train, targets, size)
             data = _poison_view(view, sp.vstack([partial.matrix, pending], format="csr"))
             fake_users = np.arange(data.n_users - size, data.n_users)
@@ -203,21 +253,29 @@ class PoisonModelAttack(Attack):
             fillers = np.concatenate([fillers, chosen])
             ratings = np.concatenate([ratings, sampler.sample(chosen, rng)])
             trace.append(step_trace)
-            logger.info("%s: %d/%d fake users, round %d kept (HR_t %.4f)", self.name,
-                        len(fillers), n_fake, step_trace["chosen_round"],
-                        step_trace["hr"][step_trace["chosen_round"]])
+            logger.info(
+                "%s: %d/%d fake users, round %d kept (HR_t %.4f)",
+                self.name,
+                len(fillers),
+                n_fake,
+                step_trace["chosen_round"],
+                step_trace["hr"][step_trace["chosen_round"]],
+            )
 
-        info: dict[str, Any] = {"attack": self.name, "trace": trace,
-                                "chosen_rounds": [s["chosen_round"] for s in trace],
-                                "selection_resets": selection.resets}
-        profiles = assemble_profiles(train, targets, fillers, ratings,
-                                     rate_target=self.rate_target)
+        info: dict[str, Any] = {
+            "attack": self.name,
+            "trace": trace,
+            "chosen_rounds": [s["chosen_round"] for s in trace],
+            "selection_resets": selection.resets,
+        }
+        profiles = assemble_profiles(train, targets, fillers, ratings, rate_target=self.rate_target)
         steps_done = time.perf_counter()
         after = None
         if self.refit_after:
             poisoned = _poison_view(view, profiles.matrix)
-            after = self._hit_ratio(self._surrogate(surrogate, fit_seed).fit(poisoned), poisoned,
-                                    targets)
+            after = self._hit_ratio(
+                self._surrogate(surrogate, fit_seed).fit(poisoned), poisoned, targets
+            )
         info["surrogate_hr"] = {"k": self.top_k, "before": hr_before, "after": after}
         end = time.perf_counter()
         info["seconds"] = end - start
@@ -226,17 +284,30 @@ class PoisonModelAttack(Attack):
         info["seconds_per_fake_user"] = (steps_done - start - pretrain_seconds) / n_fake
         return FakeProfiles(profiles.matrix, targets, info)
 
-    def _poison_step(self, base: Recommender, data: Interactions, targets: np.ndarray,
-                     fake_users: np.ndarray, rng: np.random.Generator
-                     ) -> tuple[Recommender, dict[str, Any]]:
+    def _poison_step(
+        self,
+        base: Recommender,
+        data: Interactions,
+        targets: np.ndarray,
+        fake_users: np.ndarray,
+        rng: np.random.Generator,
+    ) -> tuple[Recommender, dict[str, Any]]:
         """Pre-train ``base`` on ``data`` (in place), then poison-train a copy for ``rounds``
         rounds; return the best model (by the poison model's HR_t@K) and the step's trace."""
         base.partial_fit(data, self.step_epochs)
-        objective = PoisonObjective(data, targets, fake_users,
-                                    data.n_ratings * (1 + base.n_negatives), base.batch_size,
-                                    top_k=self.top_k, kappa=self.kappa, eta=self.eta,
-                                    users_per_step=self.users_per_step, rng=rng,
-                                    device=base.device_)
+        objective = PoisonObjective(
+            data,
+            targets,
+            fake_users,
+            data.n_ratings * (1 + base.n_negatives),
+            base.batch_size,
+            top_k=self.top_k,
+            kappa=self.kappa,
+            eta=self.eta,
+            users_per_step=self.users_per_step,
+            rng=rng,
+            device=base.device_,
+        )
         best, best_round = base, 0
         values = [objective.value(base)]
         poison = base.copy_fitted()
@@ -245,8 +316,9 @@ class PoisonModelAttack(Attack):
             values.append(objective.value(poison))
             if values[-1]["hr"] > values[best_round]["hr"]:
                 best, best_round = poison.copy_fitted(), round_
-        step_trace = {key: [v[key] for v in values]
-                      for key in ("hr", "G", "target_loss", "fake_norm")}
+        step_trace = {
+            key: [v[key] for v in values] for key in ("hr", "G", "target_loss", "fake_norm")
+        }
         step_trace["chosen_round"] = best_round
         return best, step_trace
 

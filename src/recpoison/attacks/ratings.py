@@ -73,8 +73,12 @@ class RatingSampler:
             center = float(values.mean()) if len(values) else float(np.mean(data.rating_scale))
             spread = float(values.std()) if len(values) else 0.0
             mean, std = np.full(data.n_items, center), np.full(data.n_items, spread)
-        return cls(np.asarray(mean, dtype=np.float64), np.asarray(std, dtype=np.float64),
-                   data.rating_scale, rating_step(data))
+        return cls(
+            np.asarray(mean, dtype=np.float64),
+            np.asarray(std, dtype=np.float64),
+            data.rating_scale,
+            rating_step(data),
+        )
 
     def sample(self, items: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """Ratings for ``items`` (any shape): normal draws, rounded to the step, clipped to the
@@ -131,5 +135,7 @@ def check_profile_size(name: str, data: Interactions, n_targets: int, n_rated: i
     """Raise :class:`ConfigError` when there are fewer non-target items than a profile needs."""
     available = data.n_items - n_targets
     if n_rated > available:
-        raise ConfigError(f"{name}: each fake user needs {n_rated} non-target items but the data "
-                          f"has only {available}; lower n_fillers")
+        raise ConfigError(
+            f"{name}: each fake user needs {n_rated} non-target items but the data "
+            f"has only {available}; lower n_fillers"
+        )

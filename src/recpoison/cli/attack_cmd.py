@@ -20,47 +20,73 @@ from recpoison.utils import check_random_state, derive_seed, resolve_device
 
 logger = logging.getLogger(__name__)
 
-TARGETS_HELP = ("Target items: original item ids separated by commas (e.g. 50,181), "
-                "random:N (N items uniformly at random) or unpopular:N (N items with fewer "
-                "ratings than the dataset's unpopularity threshold).")
+TARGETS_HELP = (
+    "Target items: original item ids separated by commas (e.g. 50,181), "
+    "random:N (N items uniformly at random) or unpopular:N (N items with fewer "
+    "ratings than the dataset's unpopularity threshold)."
+)
 
 
 @app.command("attack")
 def attack(
     source: Annotated[str, typer.Argument(help="Bundled dataset name or path to a ratings file.")],
-    attack_name: Annotated[str, typer.Option("--attack", help="Attack name: random, average, "
-                                             "bandwagon, poison-model, ...")],
-    size: Annotated[float, typer.Option("--size", help="Fake users as a fraction of the real "
-                                        "users, e.g. 0.05 for 5 %.")],
+    attack_name: Annotated[
+        str,
+        typer.Option("--attack", help="Attack name: random, average, bandwagon, poison-model, ..."),
+    ],
+    size: Annotated[
+        float,
+        typer.Option(
+            "--size", help="Fake users as a fraction of the real users, e.g. 0.05 for 5 %."
+        ),
+    ],
     targets: Annotated[str, typer.Option("--targets", help=TARGETS_HELP)],
     out: Annotated[str, typer.Option("--out", help="File to write the poisoned dataset to.")],
-    out_format: Annotated[str, typer.Option("--format", help="Output format: csv or recbole.")]
-    = "csv",
+    out_format: Annotated[
+        str, typer.Option("--format", help="Output format: csv or recbole.")
+    ] = "csv",
     fillers: Annotated[int, typer.Option("--fillers", help="Filler items per fake user.")] = 30,
     seed: Annotated[int, typer.Option("--seed", help="Random seed of targets and attack.")] = 0,
-    binarize_data: Annotated[bool, typer.Option(
-        "--binarize/--no-binarize",
-        help="Make the data implicit first (as Huang et al. do for NeuMF); by default ratings "
-             "are kept and fake users get ratings on the data's scale.")] = False,
-    surrogate: Annotated[str, typer.Option(
-        "--surrogate", help="Victim the attacker assumes, for attacks that need one.")]
-    = "neumf",
-    epochs: Annotated[int | None, typer.Option(
-        "--epochs", help="Training epochs of the surrogate (its default if unset).")] = None,
+    binarize_data: Annotated[
+        bool,
+        typer.Option(
+            "--binarize/--no-binarize",
+            help="Make the data implicit first (as Huang et al. do for NeuMF); by default ratings "
+            "are kept and fake users get ratings on the data's scale.",
+        ),
+    ] = False,
+    surrogate: Annotated[
+        str,
+        typer.Option("--surrogate", help="Victim the attacker assumes, for attacks that need one."),
+    ] = "neumf",
+    epochs: Annotated[
+        int | None,
+        typer.Option("--epochs", help="Training epochs of the surrogate (its default if unset)."),
+    ] = None,
     device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")] = "auto",
-    in_format: Annotated[str | None, typer.Option(
-        "--input-format", help="Format of SOURCE (default: from the file name).")] = None,
-    columns: Annotated[str | None, typer.Option(
-        "--columns", help="CSV columns of SOURCE, e.g. user=uid,item=iid,rating=r")] = None,
-    param: Annotated[list[str] | None, typer.Option(
-        "--param", help="Extra attack parameter key=value (YAML value), repeatable, "
-                        "e.g. --param fake_per_step=5")] = None,
+    in_format: Annotated[
+        str | None,
+        typer.Option("--input-format", help="Format of SOURCE (default: from the file name)."),
+    ] = None,
+    columns: Annotated[
+        str | None,
+        typer.Option("--columns", help="CSV columns of SOURCE, e.g. user=uid,item=iid,rating=r"),
+    ] = None,
+    param: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--param",
+            help="Extra attack parameter key=value (YAML value), repeatable, "
+            "e.g. --param fake_per_step=5",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Generate fake users with an attack and write SOURCE plus the fake users to --out.
 
-    Every fake user promotes all the target items. The written file uses the original ids;
-    fake users get new ids and are flagged (is_fake column in csv, and <out>.fake_users.txt).
+    Every fake user promotes all the target items. The file keeps the original ids.
+
+    Fake users get new ids, listed in <out>.fake_users.txt (and csv's is_fake column).
     """
     from recpoison.attacks import attack_class
     from recpoison.cli.train_cmd import parse_params
@@ -70,15 +96,17 @@ def attack(
 
     started = time.perf_counter()
     if out_format not in EXPORT_FORMATS:
-        raise ConfigError(f"unknown --format {out_format!r}; choose one of "
-                          f"{', '.join(EXPORT_FORMATS)}")
+        raise ConfigError(
+            f"unknown --format {out_format!r}; choose one of {', '.join(EXPORT_FORMATS)}"
+        )
     if not size > 0:
         raise ConfigError(f"--size must be a positive fraction of the real users, got {size}")
     cls = attack_class(attack_name)
     params = attack_params(cls, {"n_fillers": fillers, **parse_params(param or [])})
     resolve_device(device)
-    data = load_dataset(source, format=in_format,
-                        columns=parse_columns(columns) if columns else None)
+    data = load_dataset(
+        source, format=in_format, columns=parse_columns(columns) if columns else None
+    )
     if binarize_data:
         data = binarize(data)
     rng = check_random_state(seed)
@@ -87,15 +115,22 @@ def attack(
     model = None
     if "surrogate" in cls.requires:
         model = make_surrogate(surrogate, epochs, device, derive_seed(rng))
-    fake = cls(**params).generate(data, target_index, n_fake, surrogate=model,
-                                  random_state=derive_seed(rng))
+    fake = cls(**params).generate(
+        data, target_index, n_fake, surrogate=model, random_state=derive_seed(rng)
+    )
     poisoned = data.with_fake_users(fake)
     path = write_poisoned(poisoned, out, format=out_format)
     summary: dict[str, Any] = {
-        "dataset": data.name, "attack": attack_name, "real_users": data.n_real,
-        "fake_users": n_fake, "size": size, "fillers": fillers,
+        "dataset": data.name,
+        "attack": attack_name,
+        "real_users": data.n_real,
+        "fake_users": n_fake,
+        "size": size,
+        "fillers": fillers,
         "targets": [_plain(i) for i in data.item_ids[target_index]],
-        "out": str(path), "fake_users_file": str(fake_users_path(path)), "format": out_format,
+        "out": str(path),
+        "fake_users_file": str(fake_users_path(path)),
+        "format": out_format,
         "seconds": round(time.perf_counter() - started, 3),
     }
     if "surrogate_hr" in fake.info:
@@ -104,15 +139,19 @@ def attack(
         typer.echo(json.dumps(summary))
         return
     console = Console()
-    console.print(f"[bold]{escape(attack_name)}[/] attack on {escape(data.name)}: {n_fake} fake "
-                  f"users ({size:g} of {data.n_real} real users), {fillers} fillers each")
+    console.print(
+        f"[bold]{escape(attack_name)}[/] attack on {escape(data.name)}: {n_fake} fake "
+        f"users ({size:g} of {data.n_real} real users), {fillers} fillers each"
+    )
     console.print(f"targets (original ids): {escape(', '.join(map(str, summary['targets'])))}")
     if "surrogate_hr" in summary:
         hr = summary["surrogate_hr"]
         after = "not measured" if hr["after"] is None else f"{hr['after']:.4f}"
         console.print(f"surrogate HR_t@{hr['k']}: {hr['before']:.4f} before, {after} after")
-    console.print(f"wrote {escape(str(path))} ({out_format}) and "
-                  f"{escape(str(fake_users_path(path)))} in {summary['seconds']:.1f} s")
+    console.print(
+        f"wrote {escape(str(path))} ({out_format}) and "
+        f"{escape(str(fake_users_path(path)))} in {summary['seconds']:.1f} s"
+    )
 
 
 def attack_params(cls: type, params: dict[str, Any]) -> dict[str, Any]:
@@ -120,8 +159,10 @@ def attack_params(cls: type, params: dict[str, Any]) -> dict[str, Any]:
     valid = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
     unknown = sorted(set(params) - set(valid))
     if unknown:
-        raise ConfigError(f"attack {cls.name!r} has no parameter {', '.join(map(repr, unknown))}; "
-                          f"valid: {', '.join(valid)}")
+        raise ConfigError(
+            f"attack {cls.name!r} has no parameter {', '.join(map(repr, unknown))}; "
+            f"valid: {', '.join(valid)}"
+        )
     return params
 
 
@@ -151,20 +192,25 @@ def parse_targets(spec: str, data: Interactions, rng: np.random.Generator) -> np
             threshold = default_unpopular_threshold(data)
             pool = unpopular_items(data, threshold)
             if len(pool) < n:
-                raise ConfigError(f"--targets {spec}: only {len(pool)} unpopular items (fewer "
-                                  f"than {threshold} ratings) in {data.name}")
+                raise ConfigError(
+                    f"--targets {spec}: only {len(pool)} unpopular items (fewer "
+                    f"than {threshold} ratings) in {data.name}"
+                )
         if n > len(pool):
             raise ConfigError(f"--targets {spec}: the data has only {len(pool)} items")
         return np.sort(rng.choice(pool, size=n, replace=False)).astype(np.int64)
     tokens = [t.strip() for t in spec.split(",")]
     if not spec.strip() or any(not t for t in tokens):
-        raise ConfigError(f"--targets {spec!r}: expected item ids separated by commas, "
-                          "random:N or unpopular:N")
+        raise ConfigError(
+            f"--targets {spec!r}: expected item ids separated by commas, random:N or unpopular:N"
+        )
     index = {str(_plain(item)): i for i, item in enumerate(data.item_ids)}
     missing = [t for t in tokens if t not in index]
     if missing:
-        raise ConfigError(f"target item id {missing[0]!r} is not in {data.name} "
-                          f"({data.n_items} items; ids are the original item ids of the file)")
+        raise ConfigError(
+            f"target item id {missing[0]!r} is not in {data.name} "
+            f"({data.n_items} items; ids are the original item ids of the file)"
+        )
     return np.unique([index[t] for t in tokens]).astype(np.int64)
 
 

@@ -39,8 +39,7 @@ def fake_users_path(path: str | Path) -> Path:
     return path.with_name(path.name + ".fake_users.txt")
 
 
-def write_poisoned(data: Interactions, path: str | Path,
-                   format: ExportFormat = "csv") -> Path:
+def write_poisoned(data: Interactions, path: str | Path, format: ExportFormat = "csv") -> Path:
     """Write ``data`` (with its fake users) to ``path`` in ``format``; return the path.
 
     The fake users' original ids also go to :func:`fake_users_path` ``(path)``. Parent folders
@@ -48,8 +47,9 @@ def write_poisoned(data: Interactions, path: str | Path,
     the file cannot be written or an id cannot be stored in the format.
     """
     if format not in EXPORT_FORMATS:
-        raise ConfigError(f"unknown export format {format!r}; choose one of "
-                          f"{', '.join(EXPORT_FORMATS)}")
+        raise ConfigError(
+            f"unknown export format {format!r}; choose one of {', '.join(EXPORT_FORMATS)}"
+        )
     path = Path(path).expanduser()
     frame = data.to_frame(original_ids=True)
     if data.is_implicit:
@@ -64,8 +64,14 @@ def write_poisoned(data: Interactions, path: str | Path,
         fake_users_path(path).write_text("".join(f"{u}\n" for u in fakes), encoding="utf-8")
     except OSError as error:
         raise DataError(f"{path}: cannot write the poisoned dataset ({error.strerror})") from error
-    logger.info("wrote %s (%d users, %d fake) to %s as %s", data.name, data.n_users, data.n_fake,
-                path, format)
+    logger.info(
+        "wrote %s (%d users, %d fake) to %s as %s",
+        data.name,
+        data.n_users,
+        data.n_fake,
+        path,
+        format,
+    )
     return path
 
 
@@ -75,8 +81,10 @@ def _write_recbole(frame: pd.DataFrame, path: Path, implicit: bool) -> None:
         text = frame[column].astype(str)
         bad = text.str.contains(r"[\t\n\r]", regex=True)
         if bad.any():
-            raise DataError(f"{column} id {text[bad].iloc[0]!r} contains a tab or newline, "
-                            "which the RecBole atomic format cannot store")
+            raise DataError(
+                f"{column} id {text[bad].iloc[0]!r} contains a tab or newline, "
+                "which the RecBole atomic format cannot store"
+            )
     columns = {"user": "user_id:token", "item": "item_id:token"}
     if not implicit:
         columns["rating"] = "rating:float"
@@ -97,8 +105,10 @@ def read_poisoned(path: str | Path, rating_scale: RatingScale = None) -> Interac
     try:
         flags = pd.read_csv(path, usecols=["user", "is_fake"])
     except ValueError as error:
-        raise DataError(f"{path}: no 'user' and 'is_fake' columns; write the file with "
-                        "write_poisoned (recpoison attack --format csv)") from error
+        raise DataError(
+            f"{path}: no 'user' and 'is_fake' columns; write the file with "
+            "write_poisoned (recpoison attack --format csv)"
+        ) from error
     truthy = flags["is_fake"].astype(str).str.strip().str.lower().isin(["true", "1"])
     fake_ids = pd.unique(flags.loc[truthy, "user"])
     user_ids = data.user_ids
