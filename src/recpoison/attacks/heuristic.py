@@ -97,6 +97,8 @@ class RandomAttack(ProfileAttack):
     """Random attack: fillers uniform at random, ratings from N(global mean, global std)."""
 
     name: ClassVar[str] = "random"
+    #: Fit the filler-rating normal per item (average attack) or once for all items (random).
+    per_item_ratings: ClassVar[bool] = False
 
     def _fillers(
         self,
@@ -107,24 +109,15 @@ class RandomAttack(ProfileAttack):
         rng: np.random.Generator,
     ) -> tuple[np.ndarray, np.ndarray, dict]:
         fillers = sample_distinct(candidates, n_fake, n, rng)
-        return fillers, RatingSampler.fit(train, per_item=False).sample(fillers, rng), {}
+        sampler = RatingSampler.fit(train, per_item=self.per_item_ratings)
+        return fillers, sampler.sample(fillers, rng), {}
 
 
-class AverageAttack(ProfileAttack):
+class AverageAttack(RandomAttack):
     """Average attack: fillers uniform at random, ratings from N(item mean, item std) per item."""
 
     name: ClassVar[str] = "average"
-
-    def _fillers(
-        self,
-        train: Interactions,
-        candidates: np.ndarray,
-        n_fake: int,
-        n: int,
-        rng: np.random.Generator,
-    ) -> tuple[np.ndarray, np.ndarray, dict]:
-        fillers = sample_distinct(candidates, n_fake, n, rng)
-        return fillers, RatingSampler.fit(train, per_item=True).sample(fillers, rng), {}
+    per_item_ratings: ClassVar[bool] = True
 
 
 class BandwagonAttack(ProfileAttack):
