@@ -15,6 +15,7 @@ from rich.progress import Progress
 
 from recpoison.cli.app import app
 from recpoison.errors import ConfigError
+from recpoison.utils import resolve_device
 from recpoison.victims import victim_class
 
 
@@ -51,6 +52,7 @@ def train(
     from recpoison.metrics import leave_one_out_hr_ndcg
 
     cls = victim_class(victim)
+    resolve_device(device)  # fail before loading data or drawing a progress bar
     params = parse_params(param or [])
     if epochs is not None:
         params["epochs" if "epochs" in inspect.signature(cls).parameters else "iterations"] = epochs
