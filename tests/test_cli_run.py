@@ -5,7 +5,6 @@ import sys
 
 import pandas as pd
 import pytest
-import torch
 import yaml
 
 from recpoison.cli import main
@@ -32,15 +31,6 @@ SPEC = {
     "retrains": 4,
     "device": "cpu",
 }
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Tiny models train several times faster on one thread of a busy 2-core machine."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-import torch
 
 from recpoison.data import planted
 from recpoison.errors import ConfigError
@@ -15,14 +14,6 @@ NEUMF = {
     "name": "neumf",
     "params": {"epochs": 1, "layers": [8, 4], "embedding_dim": 4, "batch_size": 256, "lr": 0.01},
 }
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 @pytest.mark.parametrize("name", ["huang2021-detection", "fang2020-detection"])

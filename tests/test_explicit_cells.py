@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-import torch
 
 from recpoison.data import planted
 from recpoison.errors import ConfigError
@@ -14,14 +13,6 @@ from recpoison.experiment.runner import run_experiment
 ALS = {"name": "als-mf", "params": {"rank": 3, "iterations": 5}}
 FAST = {"n_iter": 2, "fit_iterations": 5, "n_fillers": 5}
 EXPLICIT_COLUMNS = ["rmse_clean", "rmse_poisoned", "rmse_shift", "integrity_shift", "ttest_p"]
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 @pytest.fixture(scope="module")

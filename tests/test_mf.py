@@ -11,15 +11,6 @@ from recpoison.victims import make_victim
 from recpoison.victims.mf import ALSMF, Entries, als, initial_items, solve_rows
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Small linear algebra on 2 shared cores is far faster single-threaded."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def small() -> Interactions:
     return planted(n_users=80, n_items=50, n_factors=3, ratings_per_user=10, random_state=3)

@@ -20,15 +20,6 @@ MODELS = [GMF, MLP, NeuMF]
 FAST = {"epochs": 2, "batch_size": 512, "lr": 1e-2, "device": "cpu"}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """These models are tiny: one thread is as fast and immune to other processes' load."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def small() -> Interactions:
     return planted(80, 60, ratings_per_user=8, rating_scale=None, random_state=3)

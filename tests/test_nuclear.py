@@ -12,15 +12,6 @@ from recpoison.victims.mf import Entries
 from recpoison.victims.nuclear import NuclearNormMF, low_rank_values, top_singular
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Small linear algebra on 2 shared cores is far faster single-threaded."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def low_rank() -> tuple[Interactions, np.ndarray, np.ndarray]:
     """A rank-2 40 x 30 matrix on a 1-5 scale, 60 % of its entries observed."""

@@ -22,15 +22,6 @@ from recpoison.victims.nuclear import NuclearNormMF, soft_impute
 F64 = torch.float64
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Small linear algebra on 2 shared cores is far faster single-threaded."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 # -- the KKT gradient against finite differences of the retrained victim -------------------------
 def _tiny_problem(seed: int = 0):
     rng = np.random.default_rng(seed)

@@ -5,7 +5,6 @@ import sqlite3
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
 from recpoison.data import planted
 from recpoison.errors import ConfigError
@@ -19,15 +18,6 @@ NEUMF = {
 }
 N_CELLS = 7  # 1 quality + 2 target sets x (1 none + 2 sizes)
 N_RESULT_ROWS = 6 * 2 * 2 * 2  # attack-kind cells x targets x retrains x ks
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Tiny models train several times faster on one thread of a busy 2-core machine."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 @pytest.fixture(scope="module")

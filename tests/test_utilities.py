@@ -3,7 +3,6 @@
 import numpy as np
 import pytest
 import scipy.sparse as sp
-import torch
 
 from recpoison.data import FakeProfiles, Interactions, planted
 from recpoison.errors import ConfigError
@@ -16,15 +15,6 @@ from recpoison.utilities import (
     ttest_detectability,
 )
 from recpoison.victims.mf import ALSMF
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Small linear algebra on 2 shared cores is far faster single-threaded."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
