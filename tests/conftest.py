@@ -1,8 +1,11 @@
 """Shared fixtures: tiny planted datasets (Interactions is immutable, so session scope is safe)."""
 
+import sys
+
 import pytest
 import torch
 
+from recpoison.cli import main
 from recpoison.data import Interactions, planted
 
 
@@ -28,3 +31,44 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(previous)
+
+
+@pytest.fixture(scope="session")
+def planted_csv(tmp_path_factory):
+    """A factory: ``planted_csv(n_users, ratings_per_user, seed)`` writes that explicit planted
+    dataset (40 items, 3 factors) to a CSV once per session and returns its path."""
+    written = {}
+
+    def write(n_users: int = 60, ratings_per_user: int = 8, seed: int = 0):
+        key = (n_users, ratings_per_user, seed)
+        if key not in written:
+            path = tmp_path_factory.mktemp("data") / "planted_{}_{}_{}.csv".format(*key)
+            data = planted(
+                n_users=n_users,
+                n_items=40,
+                n_factors=3,
+                ratings_per_user=ratings_per_user,
+                random_state=seed,
+            )
+            data.to_frame().to_csv(path, index=False)
+            written[key] = path
+        return written[key]
+
+    return write
+
+
+@pytest.fixture
+def cli(monkeypatch, capsys):
+    """``cli(*args)`` runs ``recpoison ARGS`` in this process: (exit code, stdout, stderr)."""
+
+    def run(*args) -> tuple[int, str, str]:
+        monkeypatch.setattr(sys, "argv", ["recpoison", *map(str, args)])
+        try:
+            main()
+            code = 0
+        except SystemExit as done:
+            code = done.code if isinstance(done.code, int) else int(done.code is not None)
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run

@@ -1,28 +1,14 @@
 """`recpoison attack`: end to end on a small CSV, output formats, target specs and errors."""
 
 import json
-import sys
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 
-from recpoison.cli import main
 from recpoison.data import planted
 from recpoison.data.export import fake_users_path, read_poisoned
-
-
-def run(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
-    """Run ``recpoison ARGS`` in this process: (exit code, stdout, stderr)."""
-    monkeypatch.setattr(sys, "argv", ["recpoison", *args])
-    try:
-        main()
-        code = 0
-    except SystemExit as done:
-        code = done.code if isinstance(done.code, int) else 1
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture(scope="module")
@@ -42,11 +28,9 @@ def ratings_csv(tmp_path_factory):
     return path
 
 
-def test_attack_writes_a_flagged_poisoned_csv(monkeypatch, capsys, ratings_csv, tmp_path):
+def test_attack_writes_a_flagged_poisoned_csv(cli, ratings_csv, tmp_path):
     out = tmp_path / "poisoned.csv"
-    code, stdout, err = run(
-        monkeypatch,
-        capsys,
+    code, stdout, err = cli(
         "attack",
         str(ratings_csv),
         "--attack",
@@ -78,11 +62,9 @@ def test_attack_writes_a_flagged_poisoned_csv(monkeypatch, capsys, ratings_csv, 
     assert fake_users_path(out).read_text().split() == [str(u) for u in range(160, 166)]
 
 
-def test_attack_text_summary_and_recbole(monkeypatch, capsys, ratings_csv, tmp_path):
+def test_attack_text_summary_and_recbole(cli, ratings_csv, tmp_path):
     out = tmp_path / "poisoned.inter"
-    code, stdout, _ = run(
-        monkeypatch,
-        capsys,
+    code, stdout, _ = cli(
         "attack",
         str(ratings_csv),
         "--attack",
@@ -106,11 +88,9 @@ def test_attack_text_summary_and_recbole(monkeypatch, capsys, ratings_csv, tmp_p
     assert header == "user_id:token\titem_id:token\ttimestamp:float"  # binarized: implicit
 
 
-def test_poison_model_from_the_command_line(monkeypatch, capsys, ratings_csv, tmp_path):
+def test_poison_model_from_the_command_line(cli, ratings_csv, tmp_path):
     out = tmp_path / "pm.csv"
-    code, stdout, err = run(
-        monkeypatch,
-        capsys,
+    code, stdout, err = cli(
         "attack",
         str(ratings_csv),
         "--attack",
@@ -139,11 +119,9 @@ def test_poison_model_from_the_command_line(monkeypatch, capsys, ratings_csv, tm
     assert read_poisoned(out).n_fake == 3
 
 
-def test_random_targets_follow_the_seed(monkeypatch, capsys, ratings_csv, tmp_path):
+def test_random_targets_follow_the_seed(cli, ratings_csv, tmp_path):
     def targets(seed: str) -> list:
-        code, stdout, _ = run(
-            monkeypatch,
-            capsys,
+        code, stdout, _ = cli(
             "attack",
             str(ratings_csv),
             "--attack",
@@ -180,9 +158,7 @@ def test_random_targets_follow_the_seed(monkeypatch, capsys, ratings_csv, tmp_pa
         (["--param", "delta=0.5"], "no parameter 'delta'"),
     ],
 )
-def test_user_errors_exit_2_with_one_line(
-    monkeypatch, capsys, ratings_csv, tmp_path, args, message
-):
+def test_user_errors_exit_2_with_one_line(cli, ratings_csv, tmp_path, args, message):
     base = {
         "--attack": "random",
         "--size": "0.1",
@@ -191,7 +167,7 @@ def test_user_errors_exit_2_with_one_line(
     }
     base.update(dict(zip(args[::2], args[1::2], strict=True)))
     argv = [item for pair in base.items() for item in pair]
-    code, _, err = run(monkeypatch, capsys, "attack", str(ratings_csv), *argv)
+    code, _, err = cli("attack", str(ratings_csv), *argv)
     assert code == 2
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error:") and message in lines[0], err
@@ -199,10 +175,8 @@ def test_user_errors_exit_2_with_one_line(
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error raised without CUDA")
-def test_cuda_without_gpu_is_a_device_error(monkeypatch, capsys, ratings_csv, tmp_path):
-    code, _, err = run(
-        monkeypatch,
-        capsys,
+def test_cuda_without_gpu_is_a_device_error(cli, ratings_csv, tmp_path):
+    code, _, err = cli(
         "attack",
         str(ratings_csv),
         "--attack",

@@ -6,25 +6,12 @@ import sys
 
 import pytest
 
-from recpoison.cli import main
 from recpoison.data import FORMATS
 
 # The declared entry point (pyproject: recpoison = "recpoison.cli:main"), run as a real process.
 ENTRY = [sys.executable, "-c", "from recpoison.cli import main; main()"]
 
 CSV = "uid;iid;stars;when\n1;10;4;100\n1;11;2;101\n2;10;5;102\n"
-
-
-def run(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
-    """Run ``recpoison ARGS`` in this process: (exit code, stdout, stderr)."""
-    monkeypatch.setattr(sys, "argv", ["recpoison", *args])
-    try:
-        main()
-        code = 0
-    except SystemExit as done:
-        code = done.code if isinstance(done.code, int) else 1
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture
@@ -34,16 +21,16 @@ def csv_file(tmp_path):
     return path
 
 
-def test_list_shows_bundled_datasets_and_formats(monkeypatch, capsys):
-    code, out, _ = run(monkeypatch, capsys, "datasets", "list")
+def test_list_shows_bundled_datasets_and_formats(cli):
+    code, out, _ = cli("datasets", "list")
     assert code == 0
     for name in ["ml-latest-small", *FORMATS]:
         assert name in out
     assert "recpoison[parquet]" in out  # not eaten as rich markup
 
 
-def test_info_json_of_bundled_dataset(monkeypatch, capsys):
-    code, out, _ = run(monkeypatch, capsys, "datasets", "info", "ml-latest-small", "--json")
+def test_info_json_of_bundled_dataset(cli):
+    code, out, _ = cli("datasets", "info", "ml-latest-small", "--json")
     assert code == 0
     info = json.loads(out)
     assert (info["users"], info["items"], info["ratings"]) == (671, 9066, 100004)
@@ -53,22 +40,20 @@ def test_info_json_of_bundled_dataset(monkeypatch, capsys):
     assert info["unpopular_items"] > 0
 
 
-def test_info_table_and_implicit_lastfm(monkeypatch, capsys, tmp_path):
+def test_info_table_and_implicit_lastfm(cli, tmp_path):
     path = tmp_path / "user_artists.dat"
     path.write_text("userID\tartistID\tweight\n2\t51\t13883\n2\t52\t11690\n3\t51\t212\n")
-    code, out, _ = run(monkeypatch, capsys, "datasets", "info", str(path))
+    code, out, _ = cli("datasets", "info", str(path))
     assert code == 0 and "lastfm" in out and "implicit" in out
-    code, out, _ = run(monkeypatch, capsys, "datasets", "info", str(path), "--json")
+    code, out, _ = cli("datasets", "info", str(path), "--json")
     info = json.loads(out)
     assert info["rating_scale"] is None and info["implicit"] is True
     assert (info["users"], info["items"], info["ratings"]) == (2, 2, 3)
 
 
-def test_info_with_columns_and_format(monkeypatch, capsys, csv_file):
+def test_info_with_columns_and_format(cli, csv_file):
     renamed = csv_file.rename(csv_file.with_suffix(".txt"))
-    code, out, _ = run(
-        monkeypatch,
-        capsys,
+    code, out, _ = cli(
         "datasets",
         "info",
         str(renamed),
@@ -94,9 +79,9 @@ def test_info_with_columns_and_format(monkeypatch, capsys, csv_file):
         (["{csv}", "--format", "xlsx"], "unknown format 'xlsx'"),
     ],
 )
-def test_info_errors_are_one_line_with_exit_code_2(monkeypatch, capsys, csv_file, args, message):
+def test_info_errors_are_one_line_with_exit_code_2(cli, csv_file, args, message):
     args = [a.replace("{csv}", str(csv_file)) for a in args]
-    code, out, err = run(monkeypatch, capsys, "datasets", "info", *args)
+    code, out, err = cli("datasets", "info", *args)
     assert code == 2
     assert err.startswith("error: ") and err.count("\n") == 1
     assert message in err

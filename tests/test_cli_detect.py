@@ -1,14 +1,12 @@
 """``recpoison detect`` end to end on a small poisoned CSV."""
 
 import json
-import sys
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from recpoison.attacks import make_attack
-from recpoison.cli import main
 from recpoison.data import planted
 
 
@@ -25,37 +23,25 @@ def poisoned_csv(tmp_path_factory):
     return path
 
 
-def run_cli(monkeypatch, *args) -> int:
-    """Run ``recpoison detect ARGS`` in this process and return its exit code."""
-    monkeypatch.setattr(sys, "argv", ["recpoison", "detect", *map(str, args)])
-    with pytest.raises(SystemExit) as done:
-        main()
-    return done.value.code or 0
-
-
-def test_detect_json_reports_rates_and_writes_cleaned_data(
-    poisoned_csv, tmp_path, monkeypatch, capsys
-):
+def test_detect_json_reports_rates_and_writes_cleaned_data(cli, poisoned_csv, tmp_path):
     out = tmp_path / "cleaned.csv"
-    assert (
-        run_cli(
-            monkeypatch,
-            poisoned_csv,
-            "--detector",
-            "svm-tia",
-            "--train-fake",
-            60,
-            "--param",
-            "tau=5",
-            "--seed",
-            0,
-            "--out",
-            out,
-            "--json",
-        )
-        == 0
+    code, printed, _ = cli(
+        "detect",
+        poisoned_csv,
+        "--detector",
+        "svm-tia",
+        "--train-fake",
+        60,
+        "--param",
+        "tau=5",
+        "--seed",
+        0,
+        "--out",
+        out,
+        "--json",
     )
-    summary = json.loads(capsys.readouterr().out)
+    assert code == 0
+    summary = json.loads(printed)
     assert summary["users"] == 210 and summary["fake"] == 10
     assert summary["train_fillers"] == 14  # median profile length 15, minus the target
     # the rates account for every flagged user: FPR * 200 normal + (1 - FNR) * 10 fake
@@ -67,18 +53,19 @@ def test_detect_json_reports_rates_and_writes_cleaned_data(
     assert cleaned.groupby("user")["is_fake"].first().sum() == 10 - caught
 
 
-def test_detect_without_fake_column_reports_no_rates(poisoned_csv, tmp_path, monkeypatch, capsys):
+def test_detect_without_fake_column_reports_no_rates(cli, poisoned_csv, tmp_path):
     unlabeled = tmp_path / "unlabeled.csv"
     pd.read_csv(poisoned_csv).drop(columns="is_fake").to_csv(unlabeled, index=False)
-    assert run_cli(monkeypatch, unlabeled, "--detector", "ttest", "--json") == 0
-    summary = json.loads(capsys.readouterr().out)
+    code, printed, _ = cli("detect", unlabeled, "--detector", "ttest", "--json")
+    assert code == 0
+    summary = json.loads(printed)
     assert summary["fake"] is None and summary["fpr"] is None and summary["fnr"] is None
     assert 0 < summary["flagged"] < summary["users"] == 210
 
 
-def test_detect_prints_a_human_summary(poisoned_csv, monkeypatch, capsys):
-    assert run_cli(monkeypatch, poisoned_csv, "--detector", "ttest") == 0
-    text = capsys.readouterr().out
+def test_detect_prints_a_human_summary(cli, poisoned_csv):
+    code, text, _ = cli("detect", poisoned_csv, "--detector", "ttest")
+    assert code == 0
     assert "210 users (10 marked fake); ttest flagged" in text and "FNR" in text
 
 
@@ -94,10 +81,10 @@ def test_detect_prints_a_human_summary(poisoned_csv, monkeypatch, capsys):
         ("user,item,rating,is_fake\n1,1,5,maybe\n", "is_fake must be"),
     ],
 )
-def test_bad_file_exits_with_code_2(tmp_path, monkeypatch, capsys, content, message):
+def test_bad_file_exits_with_code_2(cli, tmp_path, content, message):
     path = tmp_path / "bad.csv"
     if content is not None:
         path.write_text(content)
-    assert run_cli(monkeypatch, path, "--json") == 2
-    err = capsys.readouterr().err
+    code, _, err = cli("detect", path, "--json")
+    assert code == 2
     assert message in err and err.count("\n") == 1

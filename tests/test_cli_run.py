@@ -1,14 +1,10 @@
 """`recpoison run`, `report` and `presets`: output, overrides, exit codes and one-line errors."""
 
 import io
-import sys
 
 import pandas as pd
 import pytest
 import yaml
-
-from recpoison.cli import main
-from recpoison.data import planted
 
 SPEC = {
     "name": "cli-tiny",
@@ -34,35 +30,18 @@ SPEC = {
 
 
 @pytest.fixture(scope="module")
-def spec_file(tmp_path_factory):
+def spec_file(tmp_path_factory, planted_csv):
     folder = tmp_path_factory.mktemp("cli")
-    data = folder / "tiny.csv"
-    planted(
-        n_users=60, n_items=40, n_factors=3, ratings_per_user=8, random_state=0
-    ).to_frame().to_csv(data, index=False)
+    data = planted_csv(n_users=60, ratings_per_user=8)
     spec = {**SPEC, "datasets": [{"source": str(data), "transforms": ["binarize"]}]}
     path = folder / "tiny.yaml"
     path.write_text(yaml.safe_dump(spec))
     return path
 
 
-def run(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
-    """Run ``recpoison ARGS`` in this process: (exit code, stdout, stderr)."""
-    monkeypatch.setattr(sys, "argv", ["recpoison", *args])
-    try:
-        main()
-        code = 0
-    except SystemExit as done:
-        code = done.code if isinstance(done.code, int) else 1
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def test_run_then_report_then_rerun(spec_file, tmp_path, monkeypatch, capsys):
+def test_run_then_report_then_rerun(cli, spec_file, tmp_path):
     store = tmp_path / "r.db"
-    code, out, err = run(
-        monkeypatch,
-        capsys,
+    code, out, err = cli(
         "run",
         str(spec_file),
         "--store",
@@ -80,7 +59,7 @@ def test_run_then_report_then_rerun(spec_file, tmp_path, monkeypatch, capsys):
     assert code == 0, err
     assert "| attack | random 10% |" in out and "| none |" in out and "| random |" in out
     assert "wall time" in out and "3 cells computed" in out
-    code, out, _ = run(monkeypatch, capsys, "report", "--store", str(store), "--format", "csv")
+    code, out, _ = cli("report", "--store", str(store), "--format", "csv")
     table = pd.read_csv(io.StringIO(out))
     assert set(table["size"]) == {0.1} and (table["n_retrains"] == 2).all()
     assert (table["n_targets"] == 2).all()
@@ -98,9 +77,7 @@ def test_run_then_report_then_rerun(spec_file, tmp_path, monkeypatch, capsys):
         "n_targets",
     ):
         assert column in columns
-    code, _, err = run(
-        monkeypatch,
-        capsys,
+    code, _, err = cli(
         "report",
         "--store",
         str(store),
@@ -114,9 +91,7 @@ def test_run_then_report_then_rerun(spec_file, tmp_path, monkeypatch, capsys):
     assert code == 0 and "wrote" in err
     assert (tmp_path / "r.json").read_text().lstrip().startswith("[")
     assert any(p.stat().st_size > 0 for p in (tmp_path / "plots").glob("hr_vs_size_*.png"))
-    code, out, _ = run(
-        monkeypatch,
-        capsys,
+    code, out, _ = cli(
         "run",
         str(spec_file),
         "--store",
@@ -134,12 +109,12 @@ def test_run_then_report_then_rerun(spec_file, tmp_path, monkeypatch, capsys):
     assert code == 0 and "0 cells computed, 3 already in" in out
 
 
-def test_presets_list_and_show(monkeypatch, capsys):
-    code, out, _ = run(monkeypatch, capsys, "presets", "list")
+def test_presets_list_and_show(cli):
+    code, out, _ = cli("presets", "list")
     assert code == 0
     lines = {line.split()[0]: line for line in out.splitlines()}
     assert "quick" in lines and "huang2021-table1" in lines and "10-minute" in lines["quick"]
-    code, out, _ = run(monkeypatch, capsys, "presets", "show", "quick")
+    code, out, _ = cli("presets", "show", "quick")
     assert code == 0 and yaml.safe_load(out)["name"] == "quick"
 
 
@@ -153,18 +128,18 @@ def test_presets_list_and_show(monkeypatch, capsys):
         (["run", "quick", "--backend", "ray"], "pip install recpoison[ray]"),
     ],
 )
-def test_user_errors_exit_2_with_one_line(args, fragment, tmp_path, monkeypatch, capsys):
+def test_user_errors_exit_2_with_one_line(cli, args, fragment, tmp_path):
     store = ["--store", str(tmp_path / "x.db")] if args[0] == "run" else []
-    code, _, err = run(monkeypatch, capsys, *args, *store)
+    code, _, err = cli(*args, *store)
     assert code == 2
     assert fragment in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "x.db").exists()
 
 
-def test_a_store_that_is_not_a_database(tmp_path, monkeypatch, capsys):
+def test_a_store_that_is_not_a_database(cli, tmp_path):
     notes = tmp_path / "notes.db"
     notes.write_text("not a database\n" * 100)
-    code, _, err = run(monkeypatch, capsys, "report", "--store", str(notes))
+    code, _, err = cli("report", "--store", str(notes))
     assert code == 2 and "not a recpoison results store" in err
     assert len(err.strip().splitlines()) == 1
     assert notes.read_text().startswith("not a database")

@@ -3,7 +3,6 @@
 import numpy as np
 import pytest
 
-from recpoison.data import planted
 from recpoison.errors import ConfigError
 from recpoison.experiment import build_report, expand_cells, parse_spec
 from recpoison.experiment.report import to_markdown
@@ -39,11 +38,8 @@ def test_default_victim_data_keeps_cell_configs():
 
 
 @pytest.fixture(scope="module")
-def csv_path(tmp_path_factory):
-    path = tmp_path_factory.mktemp("data") / "explicit.csv"
-    data = planted(n_users=80, n_items=40, n_factors=3, ratings_per_user=10, random_state=0)
-    data.to_frame().to_csv(path, index=False)
-    return path
+def csv_path(planted_csv):
+    return planted_csv(n_users=80, ratings_per_user=10)
 
 
 def tiny_spec(csv_path, **changes) -> dict:

@@ -3,7 +3,6 @@
 import numpy as np
 import pytest
 
-from recpoison.data import planted
 from recpoison.errors import ConfigError
 from recpoison.experiment import build_report, expand_cells, parse_spec
 from recpoison.experiment.plots import write_plots
@@ -16,11 +15,8 @@ EXPLICIT_COLUMNS = ["rmse_clean", "rmse_poisoned", "rmse_shift", "integrity_shif
 
 
 @pytest.fixture(scope="module")
-def csv_path(tmp_path_factory):
-    path = tmp_path_factory.mktemp("data") / "explicit.csv"
-    data = planted(n_users=60, n_items=40, n_factors=3, ratings_per_user=10, random_state=0)
-    data.to_frame().to_csv(path, index=False)
-    return path
+def csv_path(planted_csv):
+    return planted_csv(n_users=60, ratings_per_user=10)
 
 
 def explicit_spec(csv_path, **changes) -> dict:

@@ -6,7 +6,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from recpoison.data import planted
 from recpoison.errors import ConfigError
 from recpoison.experiment import backends, build_report, cells, expand_cells, parse_spec
 from recpoison.experiment.cells import execute_cell, stable_seed
@@ -21,11 +20,8 @@ N_RESULT_ROWS = 6 * 2 * 2 * 2  # attack-kind cells x targets x retrains x ks
 
 
 @pytest.fixture(scope="module")
-def csv_path(tmp_path_factory):
-    path = tmp_path_factory.mktemp("data") / "tiny.csv"
-    data = planted(n_users=60, n_items=40, n_factors=3, ratings_per_user=8, random_state=0)
-    data.to_frame().to_csv(path, index=False)
-    return path
+def csv_path(planted_csv):
+    return planted_csv(n_users=60, ratings_per_user=8)
 
 
 def tiny_spec(csv_path, **changes) -> dict:
@@ -188,11 +184,8 @@ def test_per_target_fits_when_batching_is_capped(csv_path, monkeypatch):
     assert {row["target_index"] for row in outcome.results} == {0, 1}
 
 
-def test_explicit_victim_with_detector_knowledge_and_rmse(tmp_path):
-    path = tmp_path / "explicit.csv"
-    planted(
-        n_users=60, n_items=40, n_factors=3, ratings_per_user=8, random_state=1
-    ).to_frame().to_csv(path, index=False)
+def test_explicit_victim_with_detector_knowledge_and_rmse(planted_csv, tmp_path):
+    path = planted_csv(n_users=60, ratings_per_user=8, seed=1)
     spec = {
         "name": "explicit",
         "datasets": [{"source": str(path)}],

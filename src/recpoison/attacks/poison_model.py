@@ -61,7 +61,6 @@ from recpoison.attacks.poison_loss import PoisonObjective
 from recpoison.attacks.ratings import (
     RatingSampler,
     assemble_profiles,
-    check_profile_size,
     max_rating,
     n_rated_items,
 )
@@ -221,8 +220,9 @@ class PoisonModelAttack(Attack):
         start = time.perf_counter()
         targets = self.check_inputs(train, targets, n_fake, surrogate)
         self._check_params(surrogate)
-        n_rated = n_rated_items(self.n_fillers, len(targets), self.rate_target)
-        check_profile_size(self.name, train, len(targets), n_rated)
+        n_rated = n_rated_items(
+            self.name, train, self.n_fillers, len(targets), self.rate_target
+        )
         rng = check_random_state(random_state)
         view = train
         if not train.is_implicit and "explicit" not in surrogate.capabilities:

@@ -121,21 +121,21 @@ def assemble_profiles(
     return FakeProfiles(matrix, np.asarray(targets, dtype=np.int64), dict(info or {}))
 
 
-def n_rated_items(n_fillers: int, n_targets: int, rate_target: bool) -> int:
-    """How many non-target items a fake user rates.
+def n_rated_items(
+    name: str, data: Interactions, n_fillers: int, n_targets: int, rate_target: bool
+) -> int:
+    """How many non-target items each fake user rates; :class:`ConfigError` when the data has
+    fewer non-target items than that.
 
     With ``rate_target=False`` (the variant at the end of section V-B) a fake user rates
     ``n + 1`` non-target items instead of the target plus ``n`` fillers, so the profile keeps its
     size; with several targets, ``n + len(targets)``.
     """
-    return n_fillers if rate_target else n_fillers + n_targets
-
-
-def check_profile_size(name: str, data: Interactions, n_targets: int, n_rated: int) -> None:
-    """Raise :class:`ConfigError` when there are fewer non-target items than a profile needs."""
+    n_rated = n_fillers if rate_target else n_fillers + n_targets
     available = data.n_items - n_targets
     if n_rated > available:
         raise ConfigError(
             f"{name}: each fake user needs {n_rated} non-target items but the data "
             f"has only {available}; lower n_fillers"
         )
+    return n_rated
