@@ -41,6 +41,7 @@ METRICS = (
     "n_targets",
     "n_retrains",
     "n_fake",
+    "filler_popularity",
     "surrogate",
     "surrogate_hr",
     "surrogate_hr_before",
@@ -84,6 +85,7 @@ def build_report(store_path: str | Path, run: int | None = None) -> pd.DataFrame
         row: dict[str, Any] = {**{d: labels.get(d) for d in DIMENSIONS}, "k": int(k)}
         row.update(_summary(group, "hr"))
         row["n_fake"] = info.get("n_fake", 0)
+        row.update(_filler_popularity(info))
         row["surrogate"] = labels.get("surrogate")
         row.update(_surrogate_hr(info))
         if group["rmse"].notna().any():
@@ -194,6 +196,14 @@ def _se(values: np.ndarray) -> float:
     return float(values.std(ddof=1) / np.sqrt(len(values))) if len(values) > 1 else np.nan
 
 
+def _filler_popularity(info: dict[str, Any]) -> dict[str, float]:
+    """Mean over targets of the fillers' popularity (see ``cells.filler_popularity``)."""
+    values = [
+        item["filler_popularity"] for item in info.get("attack", []) if "filler_popularity" in item
+    ]
+    return {"filler_popularity": float(np.nanmean(values))} if values else {}
+
+
 def _surrogate_hr(info: dict[str, Any]) -> dict[str, float]:
     """Mean over targets of the surrogate's own HR_t reported by the attack (when it does)."""
     before, after = [], []
@@ -264,6 +274,7 @@ def to_markdown(
         return "\n".join([*parts, "(no finished cells yet)", ""])
     column_dim = _column_dimension(report)
     parts += _tables(report, column_dim, "hr_mean", "hr_se", "HR_t@{k} (mean ± SE over targets)")
+    parts += _attack_diagnostics(report, column_dim)
     if "fnr" in report.columns:
         attacked = report[report["attack"] != NO_ATTACK]
         if column_dim != "k":  # detection does not depend on K
@@ -316,6 +327,30 @@ def to_markdown(
             )
         parts.append("")
     return "\n".join(parts)
+
+
+#: Per-attack diagnostics rendered under the HR_t table when some attack reports them.
+DIAGNOSTICS = (
+    ("surrogate_hr", "HR_t@{k} of the attack's own surrogate, retrained on its poisoned view"),
+    ("filler_popularity", "Mean popularity (ratings in the attacker's view) of the fillers"),
+)
+
+
+def _attack_diagnostics(report: pd.DataFrame, column_dim: str) -> list[str]:
+    """Tables of the :data:`DIAGNOSTICS` columns, for the attacks that report them."""
+    single = report if column_dim == "k" else report[report["k"] == report["k"].min()]
+    parts: list[str] = []
+    for column, caption in DIAGNOSTICS:
+        if column in single.columns and single[column].notna().any():
+            rows = single[single[column].notna()]
+            parts += _tables(
+                rows.assign(**{column: rows[column].astype(float)}),
+                column_dim,
+                column,
+                None,
+                caption,
+            )
+    return parts
 
 
 def _column_dimension(report: pd.DataFrame) -> str:
