@@ -1,10 +1,12 @@
 """`recpoison datasets list|info`: output, JSON, exit codes and one-line errors."""
 
 import json
+import os
 import subprocess
 import sys
 
 import pytest
+import torch
 
 from recpoison.data import FORMATS
 
@@ -106,3 +108,15 @@ def test_entry_point_in_real_processes(csv_file, tmp_path):
     assert bad_err.count("\n") == 1 and "Traceback" not in bad_err
     assert "u.data, line 2: rating is 'three'; expected a number" in bad_err
     assert bad_out == ""
+
+
+def test_threads_option_sets_torch_threads(cli, monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # restored after the test
+    try:
+        code, out, _ = cli("--threads", "3", "datasets", "list")
+        assert code == 0 and "ml-latest-small" in out
+        assert torch.get_num_threads() == 3 and os.environ["OMP_NUM_THREADS"] == "3"
+    finally:
+        torch.set_num_threads(1)
+    code, _, err = cli("--threads", "0", "datasets", "list")
+    assert code == 2 and "--threads" in err

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 import typer
@@ -22,8 +23,20 @@ def _root(
     version: bool = typer.Option(
         False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
     ),
+    threads: int | None = typer.Option(
+        None,
+        "--threads",
+        min=1,
+        help="CPU threads for model training (default: torch's choice, one per core). "
+        "On a machine other jobs share, 1 is often several times faster.",
+    ),
 ) -> None:
     """Data-poisoning attacks on recommender systems, and defenses against them."""
+    if threads is not None:
+        os.environ["OMP_NUM_THREADS"] = str(threads)  # for worker processes started later
+        import torch  # only here: commands that do not train start without it
+
+        torch.set_num_threads(threads)
 
 
 # Command modules register themselves on `app` when imported (one line each, explicit).
