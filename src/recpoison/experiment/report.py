@@ -70,12 +70,7 @@ def build_report(store_path: str | Path, run: int | None = None) -> pd.DataFrame
         run = store.latest_run() if run is None else run
         spec = Spec.model_validate(store.run_spec(run))
         cells = _cells(store, run, "attack")
-        columns, rows = store.query(
-            "SELECT r.* FROM results r JOIN run_cells rc ON rc.cell_key = r.cell_key "
-            "WHERE rc.run_id = ?",
-            (run,),
-        )
-    results = pd.DataFrame(rows, columns=columns)
+        results = _run_rows(store, run, "results")
     if results.empty:
         return pd.DataFrame(columns=[*DIMENSIONS, "hr_mean", "hr_se", "n_targets", "n_retrains"])
     detected = results["hr_detected"].notna().any()
@@ -108,12 +103,7 @@ def quality_report(store_path: str | Path, run: int | None = None) -> pd.DataFra
     with Store.open(store_path, create=False) as store:
         run = store.latest_run() if run is None else run
         cells = _cells(store, run, "quality")
-        columns, rows = store.query(
-            "SELECT q.* FROM quality q JOIN run_cells rc ON rc.cell_key = q.cell_key "
-            "WHERE rc.run_id = ?",
-            (run,),
-        )
-    quality = pd.DataFrame(rows, columns=columns)
+        quality = _run_rows(store, run, "quality")
     table = []
     for key, group in quality.groupby("cell_key", sort=False):
         labels, _ = cells[key]
@@ -230,6 +220,16 @@ def _cells(store: Store, run: int, kind: str) -> dict[str, tuple[dict, dict]]:
         (run, kind),
     )
     return {key: (json.loads(labels), json.loads(info or "{}")) for key, labels, info in rows}
+
+
+def _run_rows(store: Store, run: int, table: str) -> pd.DataFrame:
+    """Every row of ``table`` (``results`` or ``quality``) from the cells of run ``run``."""
+    columns, rows = store.query(
+        f"SELECT t.* FROM {table} t JOIN run_cells rc ON rc.cell_key = t.cell_key "
+        "WHERE rc.run_id = ?",
+        (run,),
+    )
+    return pd.DataFrame(rows, columns=columns)
 
 
 def _expand_baseline(frame: pd.DataFrame, spec: Spec) -> pd.DataFrame:
