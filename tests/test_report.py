@@ -170,6 +170,12 @@ def test_markdown_is_shaped_like_the_paper(report, store):
     assert "| ml-latest-small | neumf | 0.6000 ± 0.0577 | 0.3000" in text
 
 
+def test_markdown_columns_follow_the_sizes_whatever_the_row_order(report):
+    shuffled = report.iloc[::-1].reset_index(drop=True)
+    text = to_markdown(shuffled)
+    assert "| attack | unpopular 1% | unpopular 3% | random 1% | random 3% |" in text
+
+
 def test_quality_report(store):
     quality = quality_report(store)
     assert len(quality) == 1

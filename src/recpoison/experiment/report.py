@@ -342,7 +342,8 @@ def _attack_diagnostics(report: pd.DataFrame, column_dim: str) -> list[str]:
     parts: list[str] = []
     for column, caption in DIAGNOSTICS:
         if column in single.columns and single[column].notna().any():
-            rows = single[single[column].notna()]
+            reported = single.groupby("attack")[column].transform(lambda v: v.notna().any())
+            rows = single[reported.astype(bool)]
             parts += _tables(
                 rows.assign(**{column: rows[column].astype(float)}),
                 column_dim,
@@ -378,9 +379,7 @@ def _tables(
             f"### {heading} — " + caption.format(k=context.get("k", "K"), detector=detector),
             "",
         ]
-        headers = list(
-            group[["target_type", column_dim]].drop_duplicates().itertuples(index=False, name=None)
-        )
+        headers = _headers(group, column_dim)
         lines.append(
             "| attack | " + " | ".join(f"{t} {_label(column_dim, c)}" for t, c in headers) + " |"
         )
@@ -394,6 +393,16 @@ def _tables(
             lines.append(f"| {attack} | " + " | ".join(cells) + " |")
         lines.append("")
     return lines
+
+
+def _headers(group: pd.DataFrame, column_dim: str) -> list[tuple[Any, Any]]:
+    """(target type, column value) pairs: target types in order of appearance, numeric column
+    values (size, K, filler count) sorted whatever order the rows come in."""
+    pairs = group[["target_type", column_dim]].drop_duplicates()
+    if pd.api.types.is_numeric_dtype(pairs[column_dim]):
+        pairs = pairs.sort_values(column_dim, kind="stable")
+    types = list(dict.fromkeys(group["target_type"]))
+    return sorted(pairs.itertuples(index=False, name=None), key=lambda pair: types.index(pair[0]))
 
 
 def _label(dim: str, value: Any) -> str:
