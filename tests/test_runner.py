@@ -123,6 +123,27 @@ def test_resume_after_ctrl_c(reference, csv_path, tmp_path, monkeypatch):
     pd.testing.assert_frame_equal(build_report(store), report)
 
 
+def test_runs_sharing_a_store_store_each_cell_once(reference, csv_path, tmp_path, monkeypatch):
+    """While the outer run computes its first cell, a second run on the same store finishes
+    every cell: the outer run's own result for that cell is dropped, the rest are skipped."""
+    store = tmp_path / "shared.db"
+    real = backends.execute_cell
+    calls = []
+
+    def concurrent(config, device, status=None):
+        calls.append(config["kind"])
+        if len(calls) == 1:
+            run_experiment(tiny_spec(csv_path), store, progress=False)
+        return real(config, device, status)
+
+    monkeypatch.setattr(backends, "execute_cell", concurrent)
+    summary = run_experiment(tiny_spec(csv_path), store, progress=False)
+    assert len(calls) == N_CELLS + 1  # the second run's cells + the outer run's first one
+    assert row_counts(store) == row_counts(reference[0])
+    assert summary.n_computed == N_CELLS  # pending when the outer run began
+    assert build_report(store).equals(reference[2])
+
+
 def test_a_failing_attack_is_recorded_and_the_run_resumes(
     reference, csv_path, tmp_path, monkeypatch
 ):

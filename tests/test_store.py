@@ -78,6 +78,18 @@ def test_failed_cells_are_recorded_and_retried(tmp_path):
         assert store.done_keys() == {c.key}
 
 
+def test_the_first_writer_of_a_cell_wins(tmp_path):
+    c = cell()
+    with Store.open(tmp_path / "r.db") as first, Store.open(tmp_path / "r.db") as second:
+        run = first.start_run("t", {}, [c])
+        assert first.write_cell(c, outcome(c), run)
+        assert not second.write_cell(c, outcome(c), run)  # another run finished it meanwhile
+        second.mark_failed(c, ValueError("late failure"), run)
+        assert first.is_done(c.key)
+        assert first.query("SELECT count(*) FROM results")[1] == [(3,)]
+        assert first.query("SELECT status, error FROM cells")[1] == [("done", None)]
+
+
 def test_reopening_keeps_everything(tmp_path):
     c = cell()
     path = tmp_path / "r.db"

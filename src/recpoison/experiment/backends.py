@@ -11,7 +11,7 @@ order. Ray is an optional extra: ``pip install recpoison[ray]``.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from recpoison.errors import ConfigError
@@ -19,7 +19,7 @@ from recpoison.experiment.cells import Cell, CellOutcome, execute_cell
 
 CellStatus = Callable[[Cell, str], None]
 Results = Iterator[tuple[Cell, CellOutcome | Exception]]
-Backend = Callable[[Sequence[Cell], str, CellStatus], Results]
+Backend = Callable[[Iterable[Cell], str, CellStatus], Results]
 
 BACKENDS = ("local", "ray")
 
@@ -34,7 +34,7 @@ def get_backend(name: str, address: str | None = None) -> Backend:
     raise ConfigError(f"unknown backend {name!r}; choose one of: {', '.join(BACKENDS)}")
 
 
-def run_local(cells: Sequence[Cell], device: str, status: CellStatus) -> Results:
+def run_local(cells: Iterable[Cell], device: str, status: CellStatus) -> Results:
     """Run the cells in this process, in order."""
     for cell in cells:
         status(cell, "starting")
@@ -47,7 +47,7 @@ def run_local(cells: Sequence[Cell], device: str, status: CellStatus) -> Results
         yield cell, outcome
 
 
-def run_ray(ray: Any, cells: Sequence[Cell], device: str, address: str | None) -> Results:
+def run_ray(ray: Any, cells: Iterable[Cell], device: str, address: str | None) -> Results:
     """Run every cell as a Ray task (one GPU each when ``device`` is CUDA); yield as they finish.
 
     Tasks still pending when the consumer stops (an error, Ctrl-C) are cancelled.

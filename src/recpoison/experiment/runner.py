@@ -3,7 +3,10 @@
 Everything that can be checked is checked before the first cell runs: the spec, the backend (Ray
 installed?), the device, the datasets (loaded and transformed once here), the data-dependent
 pairings and the target sets. The runner is the only writer of the store; each finished cell is
-written in one transaction, so an interrupted run resumes where it stopped.
+written in one transaction, so an interrupted run resumes where it stopped. Several runs may
+share one store at the same time (e.g. one per target set, each in its own process): with the
+local backend a cell another run finished meanwhile is skipped when its turn comes, and a cell
+both computed is stored once (the first writer wins).
 """
 
 from __future__ import annotations
@@ -73,11 +76,12 @@ def run_experiment(
             len(cells) - len(pending),
         )
         with _reporter(progress, len(cells), len(cells) - len(pending)) as report:
-            for cell, outcome in execute(pending, device, report.status):
+            for cell, outcome in execute(_not_done(pending, store, report), device, report.status):
                 if isinstance(outcome, Exception):
                     store.mark_failed(cell, outcome, run_id)
                     raise outcome
-                store.write_cell(cell, outcome, run_id)
+                if not store.write_cell(cell, outcome, run_id):
+                    logger.info("%s was stored by another run meanwhile", cell.describe())
                 report.done(cell, outcome.seconds)
         store.finish_run(run_id)
     return RunSummary(
@@ -88,6 +92,16 @@ def run_experiment(
         len(cells) - len(pending),
         time.perf_counter() - start,
     )
+
+
+def _not_done(cells: list[Cell], store: Store, report: _Reporter) -> Iterator[Cell]:
+    """The cells, except those another run on the same store finished since this run began
+    (checked when each cell's turn comes)."""
+    for cell in cells:
+        if store.is_done(cell.key):
+            report.done(cell, 0.0)
+            continue
+        yield cell
 
 
 def _preflight(spec: Spec, cells: list[Cell]) -> None:

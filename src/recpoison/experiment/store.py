@@ -212,11 +212,32 @@ class Store:
             row[0] for row in self.connection.execute("SELECT key FROM cells WHERE status = 'done'")
         }
 
-    def write_cell(self, cell: Cell, outcome: CellOutcome, run_id: int) -> None:
-        """Insert a finished cell's rows and mark it done, in one transaction."""
+    def is_done(self, key: str) -> bool:
+        row = self.connection.execute(
+            "SELECT 1 FROM cells WHERE key = ? AND status = 'done'", (key,)
+        )
+        return row.fetchone() is not None
+
+    @staticmethod
+    def _claimed(db: sqlite3.Connection, key: str) -> bool:
+        """Start a write transaction (so no other process writes until it ends) and say whether
+        cell ``key`` is already done."""
+        db.execute("BEGIN IMMEDIATE")
+        row = db.execute("SELECT 1 FROM cells WHERE key = ? AND status = 'done'", (key,))
+        return row.fetchone() is not None
+
+    def write_cell(self, cell: Cell, outcome: CellOutcome, run_id: int) -> bool:
+        """Insert a finished cell's rows and mark it done, in one transaction.
+
+        The first writer wins: when the cell is already done (another run on the same store
+        finished it meanwhile) nothing is written and False is returned, so results are never
+        duplicated.
+        """
         if outcome.key != cell.key:
             raise ValueError(f"outcome of cell {outcome.key[:12]} written as {cell.key[:12]}")
         with self._transaction() as db:
+            if self._claimed(db, cell.key):
+                return False
             db.execute(
                 "INSERT OR REPLACE INTO cells (key, kind, config_json, status, seconds, info_json,"
                 " error, run_id, finished) VALUES (?, ?, ?, 'done', ?, ?, NULL, ?, ?)",
@@ -240,10 +261,14 @@ class Store:
                 f"VALUES (?{', ?' * len(QUALITY_COLUMNS)})",
                 [(cell.key, *(row[c] for c in QUALITY_COLUMNS)) for row in outcome.quality],
             )
+        return True
 
     def mark_failed(self, cell: Cell, error: BaseException, run_id: int) -> None:
-        """Record that a cell failed (no result rows; it is retried by the next run)."""
+        """Record that a cell failed (no result rows; it is retried by the next run), unless
+        another run on the same store finished it."""
         with self._transaction() as db:
+            if self._claimed(db, cell.key):
+                return
             db.execute(
                 "INSERT OR REPLACE INTO cells (key, kind, config_json, status, error, run_id,"
                 " finished) VALUES (?, ?, ?, 'failed', ?, ?, ?)",
