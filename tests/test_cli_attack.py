@@ -50,6 +50,7 @@ def test_attack_writes_a_flagged_poisoned_csv(cli, ratings_csv, tmp_path):
     assert summary["fake_users"] == 6 and summary["real_users"] == 60
     assert summary["targets"] == [1003, 1017]
     assert summary["out"] == str(out)
+    assert 1 <= summary["filler_popularity"] <= 60  # ratings per item among 60 real users
 
     back = read_poisoned(out)
     assert back.n_fake == 6 and back.n_real == 60

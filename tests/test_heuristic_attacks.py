@@ -3,11 +3,12 @@ of the heuristic baselines (Huang et al., NDSS 2021, section V-A)."""
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 
 from recpoison.attacks import make_attack
 from recpoison.attacks.heuristic import BandwagonAttack, sample_distinct
-from recpoison.attacks.ratings import RatingSampler, rating_step
-from recpoison.data import Interactions, planted
+from recpoison.attacks.ratings import RatingSampler, filler_popularity, rating_step
+from recpoison.data import FakeProfiles, Interactions, planted
 from recpoison.data.transforms import item_popularity
 from recpoison.errors import ConfigError
 from recpoison.metrics import target_hit_ratio
@@ -224,3 +225,18 @@ def test_heuristic_attacks_promote_an_unpopular_target(name, effect_setup):
     poisoned = data.with_fake_users(fake)
     hr = target_hit_ratio(effect_victim().fit(poisoned), poisoned, [target]).ratio()[:, 0, 0]
     assert hr.min() > clean.max(), (hr, clean)
+
+
+def test_filler_popularity_counts_the_attackers_ratings_of_non_targets(tiny_implicit):
+    popularity = np.bincount(tiny_implicit.matrix.indices, minlength=tiny_implicit.n_items)
+    fillers = np.argsort(popularity)[-3:]  # the three most popular items
+    target = int(np.argmin(popularity))
+    rows = np.zeros((2, tiny_implicit.n_items), dtype=np.float32)
+    rows[:, fillers] = rows[:, target] = 1.0
+    profiles = FakeProfiles(sp.csr_matrix(rows), np.array([target]))
+    assert filler_popularity(tiny_implicit, profiles) == popularity[fillers].mean()
+    random = make_attack("random", n_fillers=3).generate(tiny_implicit, [target], 5, random_state=0)
+    popular = make_attack("bandwagon", n_fillers=3, popular_share=1.0).generate(
+        tiny_implicit, [target], 5, random_state=0
+    )
+    assert filler_popularity(tiny_implicit, popular) > filler_popularity(tiny_implicit, random)

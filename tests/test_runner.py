@@ -5,9 +5,7 @@ import sqlite3
 import numpy as np
 import pandas as pd
 import pytest
-import scipy.sparse as sp
 
-from recpoison.data import FakeProfiles
 from recpoison.errors import ConfigError
 from recpoison.experiment import backends, build_report, cells, expand_cells, parse_spec
 from recpoison.experiment.cells import execute_cell, stable_seed
@@ -72,16 +70,6 @@ def test_a_run_computes_and_stores_every_cell_once(reference):
     assert attacked["filler_popularity"].between(1, 60).all()  # 60 users rate each item at most
     assert report.loc[report["attack"] == "none", "filler_popularity"].isna().all()
     assert "Mean popularity (ratings in the attacker's view) of the fillers" in to_markdown(report)
-
-
-def test_filler_popularity_counts_the_attackers_ratings_of_non_targets(tiny_implicit):
-    popularity = np.bincount(tiny_implicit.matrix.indices, minlength=tiny_implicit.n_items)
-    fillers = np.argsort(popularity)[-3:]  # the three most popular items
-    target = int(np.argmin(popularity))
-    rows = np.zeros((2, tiny_implicit.n_items), dtype=np.float32)
-    rows[:, fillers] = rows[:, target] = 1.0
-    profiles = FakeProfiles(sp.csr_matrix(rows), np.array([target]))
-    assert cells.filler_popularity(tiny_implicit, profiles) == popularity[fillers].mean()
 
 
 def test_rerunning_skips_finished_cells(reference, csv_path):

@@ -15,7 +15,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from recpoison.data.interactions import FakeProfiles, Interactions
-from recpoison.data.transforms import item_rating_stats
+from recpoison.data.transforms import item_popularity, item_rating_stats
 from recpoison.errors import ConfigError
 
 #: Steps tried, largest first, when inferring the granularity of a rating scale.
@@ -139,3 +139,11 @@ def n_rated_items(
             f"has only {available}; lower n_fillers"
         )
     return n_rated
+
+
+def filler_popularity(data: Interactions, profiles: FakeProfiles) -> float:
+    """Mean number of ratings (by the real users of ``data``) of the non-target items the fake
+    users rate: which part of the catalogue an attack ties its targets to (NaN without any)."""
+    items = profiles.matrix.tocsr().indices
+    items = items[~np.isin(items, profiles.targets)]
+    return float(item_popularity(data)[items].mean()) if len(items) else float("nan")

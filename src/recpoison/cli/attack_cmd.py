@@ -89,6 +89,7 @@ def attack(
     Fake users get new ids, listed in <out>.fake_users.txt (and csv's is_fake column).
     """
     from recpoison.attacks import attack_class
+    from recpoison.attacks.ratings import filler_popularity
     from recpoison.cli.train_cmd import parse_params
     from recpoison.data.export import EXPORT_FORMATS, fake_users_path, write_poisoned
     from recpoison.data.loaders import load_dataset, parse_columns
@@ -131,6 +132,7 @@ def attack(
         "out": str(path),
         "fake_users_file": str(fake_users_path(path)),
         "format": out_format,
+        "filler_popularity": round(filler_popularity(data, fake), 3),
         "seconds": round(time.perf_counter() - started, 3),
     }
     if "surrogate_hr" in fake.info:

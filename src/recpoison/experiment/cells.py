@@ -58,8 +58,9 @@ import torch
 
 from recpoison import __version__
 from recpoison.attacks import make_attack
+from recpoison.attacks.ratings import filler_popularity
 from recpoison.data import transforms
-from recpoison.data.interactions import FakeProfiles, Interactions
+from recpoison.data.interactions import Interactions
 from recpoison.data.loaders import load_dataset
 from recpoison.errors import ConfigError, DataError
 from recpoison.experiment.spec import (
@@ -424,14 +425,6 @@ def _attack_cell(
         detection = _detect(config, train, poisoned, targets, n_fake, device, say, measure)
         info["detector"] = [d.info for d in detection["results"]]
     return _rows(config, data, targets, hits, eligible, rmse, detection), info
-
-
-def filler_popularity(view: Interactions, profiles: FakeProfiles) -> float:
-    """Mean number of ratings (in the attacker's ``view``) of the non-target items the fake
-    users rate: which part of the catalogue an attack ties its targets to."""
-    items = profiles.matrix.tocsr().indices
-    items = items[~np.isin(items, profiles.targets)]
-    return float(transforms.item_popularity(view)[items].mean()) if len(items) else float("nan")
 
 
 def _victim_view(data: Interactions, config: dict[str, Any]) -> Interactions:
