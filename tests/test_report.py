@@ -17,7 +17,7 @@ from recpoison.experiment import (
     write_plots,
     write_report,
 )
-from recpoison.experiment.cells import CellOutcome
+from recpoison.experiment.expansion import CellOutcome
 
 SPEC = {
     "name": "fake",

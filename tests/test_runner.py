@@ -8,7 +8,8 @@ import pytest
 
 from recpoison.errors import ConfigError
 from recpoison.experiment import backends, build_report, cells, expand_cells, parse_spec
-from recpoison.experiment.cells import execute_cell, stable_seed
+from recpoison.experiment.cells import execute_cell
+from recpoison.experiment.expansion import stable_seed
 from recpoison.experiment.report import to_markdown
 from recpoison.experiment.runner import run_experiment
 

@@ -5,7 +5,7 @@ import copy
 import pytest
 
 from recpoison.errors import ConfigError
-from recpoison.experiment.cells import expand_cells
+from recpoison.experiment.expansion import expand_cells
 from recpoison.experiment.spec import (
     Spec,
     apply_overrides,

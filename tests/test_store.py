@@ -5,7 +5,7 @@ import sqlite3
 import pytest
 
 from recpoison.errors import DataError
-from recpoison.experiment.cells import Cell, CellOutcome
+from recpoison.experiment.expansion import Cell, CellOutcome
 from recpoison.experiment.store import APPLICATION_ID, SCHEMA_VERSION, Store
 
 

@@ -6,7 +6,8 @@ reported as tables and plots.
 >>> build_report("results.db")                                          # doctest: +SKIP
 """
 
-from recpoison.experiment.cells import Cell, CellOutcome, execute_cell, expand_cells
+from recpoison.experiment.cells import execute_cell
+from recpoison.experiment.expansion import Cell, CellOutcome, expand_cells
 from recpoison.experiment.plots import write_plots
 from recpoison.experiment.report import build_report, quality_report, to_markdown, write_report
 from recpoison.experiment.runner import RunSummary, run_experiment

@@ -15,7 +15,8 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from recpoison.errors import ConfigError
-from recpoison.experiment.cells import Cell, CellOutcome, execute_cell
+from recpoison.experiment.cells import execute_cell
+from recpoison.experiment.expansion import Cell, CellOutcome
 
 CellStatus = Callable[[Cell, str], None]
 Results = Iterator[tuple[Cell, CellOutcome | Exception]]

@@ -1,9 +1,6 @@
-"""Cells: the units of work an experiment spec expands into, and the function that runs one.
+"""Running one cell (see :mod:`recpoison.experiment.expansion` for what a cell is).
 
-A cell is one (dataset, victim, attack, size, target set, knowledge, filler count) combination,
-or one victim-quality measurement per (dataset, victim). Its ``config`` is JSON-compatible and
-holds everything that determines its numbers; its key is the SHA-256 of that config and the
-recpoison version. :func:`execute_cell` is a pure function of ``config`` (the device only decides
+:func:`execute_cell` is a pure function of ``config`` (the device only decides
 where it runs): every random choice is seeded from the spec seed and the parts of the config it
 depends on, via :func:`stable_seed` (SHA-256, never Python's ``hash()``). Seeds are shared on
 purpose (common random numbers): every cell of a dataset and target set uses the same targets,
@@ -44,32 +41,24 @@ HR_t and integrity shift are then side effects. A target set of type ``none`` ha
 from __future__ import annotations
 
 import functools
-import hashlib
 import inspect
 import json
 import logging
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import torch
 
-from recpoison import __version__
 from recpoison.attacks import make_attack
 from recpoison.attacks.ratings import filler_popularity
 from recpoison.data import transforms
 from recpoison.data.interactions import Interactions
 from recpoison.data.loaders import load_dataset
 from recpoison.errors import ConfigError, DataError
-from recpoison.experiment.spec import (
-    NO_ATTACK,
-    NO_TARGETS,
-    ComponentSpec,
-    Spec,
-    attack_class_or_none,
-)
+from recpoison.experiment.expansion import CellOutcome, config_key, stable_seed
+from recpoison.experiment.spec import NO_ATTACK, NO_TARGETS
 from recpoison.metrics import leave_one_out_hr_ndcg, target_hit_ratio
 from recpoison.utilities import rmse as utility_rmse
 from recpoison.victims import Recommender, make_victim, victim_class
@@ -86,160 +75,6 @@ SCORE_BLOCK_ELEMENTS = 2**25
 QUALITY_K, QUALITY_NEGATIVES = 10, 99
 
 
-def stable_seed(*parts: Any) -> int:
-    """A 63-bit seed from JSON-serializable parts, identical across processes and machines."""
-    text = json.dumps(parts, sort_keys=True, separators=(",", ":"), default=jsonable)
-    return int(hashlib.sha256(text.encode()).hexdigest()[:15], 16)
-
-
-def config_key(config: dict[str, Any]) -> str:
-    """The store key of a cell: SHA-256 of its config and the recpoison version."""
-    text = json.dumps(
-        {"config": config, "version": __version__},
-        sort_keys=True,
-        separators=(",", ":"),
-        default=jsonable,
-    )
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
-@dataclass(frozen=True)
-class Cell:
-    """One unit of work: ``config`` determines the numbers, ``labels`` only name them."""
-
-    config: dict[str, Any]
-    labels: dict[str, Any]
-
-    @functools.cached_property
-    def key(self) -> str:
-        return config_key(self.config)
-
-    @property
-    def kind(self) -> str:
-        return self.config["kind"]
-
-    def describe(self) -> str:
-        """A short human-readable name for progress bars and logs."""
-        lab = self.labels
-        if self.kind == "quality":
-            return f"quality {lab['dataset']} {lab['victim']}"
-        size = "" if lab["attack"] == NO_ATTACK else f" {lab['size']:.2%}"
-        return f"{lab['dataset']} {lab['victim']} {lab['attack']}{size} {lab['target_type']}"
-
-
-@dataclass
-class CellOutcome:
-    """What one cell computed: result rows (one per target, retrain and K), quality rows and
-    JSON-compatible info (attack and detector diagnostics)."""
-
-    key: str
-    results: list[dict[str, Any]] = field(default_factory=list)
-    quality: list[dict[str, Any]] = field(default_factory=list)
-    info: dict[str, Any] = field(default_factory=dict)
-    seconds: float = 0.0
-
-
-# -- expansion ----------------------------------------------------------------------------------
-def expand_cells(spec: Spec) -> list[Cell]:
-    """Every cell of ``spec``: quality cells, then one ``none`` cell per (dataset, victim, target
-    set), then the attack cells. Cells with identical configs appear once."""
-    cells: dict[str, Cell] = {}
-
-    def add(config: dict[str, Any], labels: dict[str, Any]) -> None:
-        cell = Cell(json.loads(json.dumps(config, default=jsonable)), labels)
-        cells.setdefault(cell.key, cell)
-
-    fillers: Sequence[int | None] = spec.n_fillers or [None]
-    for dataset in spec.datasets:
-        base = {
-            "seed": spec.seed,
-            "dataset": dataset.model_dump(mode="json"),
-            "retrains": spec.retrains,
-        }
-        if spec.victim_data != "as-is":  # only when set, so that existing cell keys stay valid
-            base["victim_data"] = spec.victim_data
-        for victim in spec.victims:
-            names = {"dataset": dataset.display, "victim": victim.display}
-            if spec.victim_quality:
-                add({**base, "kind": "quality", "victim": victim.key()}, names)
-            for target in spec.targets:
-                common = {
-                    **base,
-                    "kind": "attack",
-                    "victim": victim.key(),
-                    "targets": target.key(),
-                    "ks": spec.ks,
-                    "rmse_holdout": spec.rmse_holdout,
-                }
-                add(
-                    {
-                        **common,
-                        "attack": {"name": NO_ATTACK, "params": {}},
-                        "size": 0.0,
-                        "knowledge": {"kind": "full", "fraction": 1.0},
-                        "surrogate": None,
-                        "detector": None,
-                    },
-                    {
-                        **names,
-                        "attack": NO_ATTACK,
-                        "size": 0.0,
-                        "target_type": target.display,
-                        "knowledge": None,
-                        "n_fillers": None,
-                        "surrogate": None,
-                        "detector": None,
-                    },
-                )
-                for attack in spec.attacks:
-                    if attack.name == NO_ATTACK:
-                        continue
-                    surrogate = _surrogate_key(spec, victim, attack)
-                    for knowledge in spec.knowledge:
-                        for n_fillers in fillers:
-                            params = dict(attack.params)
-                            if n_fillers is not None:
-                                params["n_fillers"] = n_fillers
-                            for size in spec.sizes:
-                                add(
-                                    {
-                                        **common,
-                                        "attack": {"name": attack.name, "params": params},
-                                        "size": size,
-                                        "knowledge": knowledge.model_dump(),
-                                        "surrogate": surrogate,
-                                        "detector": spec.detector.key() if spec.detector else None,
-                                    },
-                                    {
-                                        **names,
-                                        "attack": attack.display,
-                                        "size": size,
-                                        "target_type": target.display,
-                                        "knowledge": knowledge.display,
-                                        "n_fillers": n_fillers,
-                                        "surrogate": _surrogate_label(spec, surrogate),
-                                        "detector": spec.detector.display
-                                        if spec.detector
-                                        else None,
-                                    },
-                                )
-    return sorted(cells.values(), key=lambda c: c.kind != "quality")
-
-
-def _surrogate_key(spec: Spec, victim: ComponentSpec, attack: ComponentSpec) -> dict | None:
-    cls = attack_class_or_none(attack.name)
-    if cls is None or "surrogate" not in cls.requires:
-        return None
-    return spec.surrogate_for(victim).key()
-
-
-def _surrogate_label(spec: Spec, surrogate: dict | None) -> str | None:
-    if surrogate is None:
-        return None
-    return "white-box" if spec.surrogate is None else spec.surrogate.display
-
-
-# -- data ---------------------------------------------------------------------------------------
 def prepared_dataset(dataset: dict[str, Any], seed: int) -> Interactions:
     """The dataset of a cell config: loaded, then transformed (seeded); cached per process."""
     return _prepared(json.dumps(dataset, sort_keys=True), seed)
@@ -692,14 +527,3 @@ def _rows(
 
 def _ratio(hits: int, eligible: int) -> float | None:
     return float(hits) / float(eligible) if eligible > 0 else None
-
-
-def jsonable(value: Any) -> Any:
-    """JSON fallback for numpy scalars and arrays (used for configs and info)."""
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, set | frozenset | tuple):
-        return list(value)
-    return str(value)

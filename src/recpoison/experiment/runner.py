@@ -23,7 +23,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from recpoison.experiment.backends import get_backend
-from recpoison.experiment.cells import Cell, expand_cells, prepared_dataset, resolve_targets
+from recpoison.experiment.cells import prepared_dataset, resolve_targets
+from recpoison.experiment.expansion import Cell, expand_cells
 from recpoison.experiment.spec import Spec, check_data_pairings, parse_spec
 from recpoison.experiment.store import Store
 from recpoison.utils import resolve_device

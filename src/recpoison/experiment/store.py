@@ -43,7 +43,7 @@ from typing import Any
 
 from recpoison import __version__
 from recpoison.errors import DataError
-from recpoison.experiment.cells import Cell, CellOutcome, jsonable
+from recpoison.experiment.expansion import Cell, CellOutcome, jsonable
 
 SCHEMA_VERSION = 1
 APPLICATION_ID = 0x52504F49
