@@ -78,9 +78,16 @@ def fabricate(cell) -> CellOutcome:
                 results.append(row)
     info = {"n_fake": 0 if attack == "none" else round(size * 600)}
     if attack == "bandwagon":
+        trace = [  # two steps; the kept round of the last one reached 0.4 and 0.2
+            {"hr": [0.0, 0.1], "chosen_round": 1},
+            {"hr": [0.0, 0.4, 0.3], "chosen_round": 1},
+        ]
         info["attack"] = [
-            {"surrogate_hr": {"k": 10, "before": 0.01, "after": 0.05}},
-            {"surrogate_hr": {"k": 10, "before": 0.01, "after": 0.07}},
+            {"surrogate_hr": {"k": 10, "before": 0.01, "after": 0.05}, "trace": trace},
+            {
+                "surrogate_hr": {"k": 10, "before": 0.01, "after": 0.07},
+                "trace": [{"hr": [0.0, 0.1, 0.2], "chosen_round": 2}],
+            },
         ]
     return CellOutcome(cell.key, results=results, info=info, seconds=1.0)
 
@@ -150,6 +157,11 @@ def test_detection_and_surrogate_columns(report):
     surrogate = report.set_index("attack")["surrogate_hr"]
     assert surrogate["bandwagon"].to_numpy() == pytest.approx(0.06)
     assert surrogate[["none", "random"]].isna().all()
+    poisoned = report.set_index("attack")["surrogate_hr_poisoned"]
+    assert poisoned["bandwagon"].to_numpy() == pytest.approx(0.3)
+    assert poisoned[["none", "random"]].isna().all()
+    text = to_markdown(report)
+    assert "poison-trained surrogate reached" in text and "| bandwagon | 0.3000 |" in text
 
 
 def test_csv_and_json_exports(report, tmp_path):

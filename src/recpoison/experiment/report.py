@@ -45,6 +45,7 @@ METRICS = (
     "surrogate",
     "surrogate_hr",
     "surrogate_hr_before",
+    "surrogate_hr_poisoned",
     "rmse",
     "rmse_clean",
     "rmse_poisoned",
@@ -195,18 +196,28 @@ def _filler_popularity(info: dict[str, Any]) -> dict[str, float]:
 
 
 def _surrogate_hr(info: dict[str, Any]) -> dict[str, float]:
-    """Mean over targets of the surrogate's own HR_t reported by the attack (when it does)."""
-    before, after = [], []
+    """Means over targets of the surrogate's own HR_t reported by the attack (when it does):
+    before the attack, after retraining it on the poisoned view (``surrogate_hr``) and, for
+    attacks that poison-train it (their ``trace``), of the poison-trained model kept at the
+    last step (``surrogate_hr_poisoned``)."""
+    values: dict[str, list[float]] = {
+        "surrogate_hr": [],
+        "surrogate_hr_before": [],
+        "surrogate_hr_poisoned": [],
+    }
     for item in info.get("attack", []):
         value = item.get("surrogate_hr")
         if isinstance(value, dict):
-            before.append(value.get("before"))
-            after.append(value.get("after"))
+            values["surrogate_hr_before"].append(value.get("before"))
+            values["surrogate_hr"].append(value.get("after"))
         elif value is not None:
-            after.append(value)
+            values["surrogate_hr"].append(value)
+        trace = item.get("trace")
+        if trace:
+            values["surrogate_hr_poisoned"].append(trace[-1]["hr"][trace[-1]["chosen_round"]])
     out = {}
-    for name, values in (("surrogate_hr", after), ("surrogate_hr_before", before)):
-        numbers = [v for v in values if v is not None]
+    for name, numbers in values.items():
+        numbers = [v for v in numbers if v is not None]
         if numbers:
             out[name] = float(np.mean(numbers))
     return out
@@ -331,6 +342,10 @@ def to_markdown(
 
 #: Per-attack diagnostics rendered under the HR_t table when some attack reports them.
 DIAGNOSTICS = (
+    (
+        "surrogate_hr_poisoned",
+        "HR_t@{k} the attack's poison-trained surrogate reached (its own estimate of success)",
+    ),
     ("surrogate_hr", "HR_t@{k} of the attack's own surrogate, retrained on its poisoned view"),
     ("filler_popularity", "Mean popularity (ratings in the attacker's view) of the fillers"),
 )
