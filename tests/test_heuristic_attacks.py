@@ -8,7 +8,7 @@ import scipy.sparse as sp
 from recpoison.attacks import make_attack
 from recpoison.attacks.heuristic import BandwagonAttack, sample_distinct
 from recpoison.attacks.ratings import RatingSampler, filler_popularity, rating_step
-from recpoison.data import FakeProfiles, Interactions, planted
+from recpoison.data import FakeProfiles, Interactions
 from recpoison.data.transforms import item_popularity
 from recpoison.errors import ConfigError
 from recpoison.metrics import target_hit_ratio
@@ -192,38 +192,15 @@ def test_bandwagon_classic_variant_rates_popular_fillers_at_max(tiny_explicit):
 
 
 # -- effect ------------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def effect_setup():
-    """Planted implicit data (250 users, 180 items), its 6th least popular item as target, and
-    the target's HR_t@10 under a small 4-replica NeuMF without attack."""
-    data = planted(250, 180, ratings_per_user=20, rating_scale=None, random_state=0)
-    target = int(np.argsort(item_popularity(data), kind="stable")[5])
-    clean = target_hit_ratio(effect_victim().fit(data), data, [target]).ratio()[:, 0, 0]
-    return data, target, clean
-
-
-def effect_victim() -> NeuMF:
-    return NeuMF(
-        embedding_dim=8,
-        layers=(32, 16, 8),
-        epochs=10,
-        batch_size=512,
-        lr=5e-3,
-        n_replicas=4,
-        random_state=1,
-        device="cpu",
-    )
-
-
 @pytest.mark.parametrize("name", ["random", "average", "bandwagon"])
 def test_heuristic_attacks_promote_an_unpopular_target(name, effect_setup):
     """20 % fake users with 10 fillers: every retrained replica recommends the target to more
     normal users than the best replica without attack (checked on 3 data x 2 victim seeds:
     the attacked minimum was >= 0.008, the clean maximum <= 0.004)."""
-    data, target, clean = effect_setup
+    data, target, clean, victim = effect_setup
     fake = make_attack(name, n_fillers=10).generate(data, [target], 50, random_state=0)
     poisoned = data.with_fake_users(fake)
-    hr = target_hit_ratio(effect_victim().fit(poisoned), poisoned, [target]).ratio()[:, 0, 0]
+    hr = target_hit_ratio(victim().fit(poisoned), poisoned, [target]).ratio()[:, 0, 0]
     assert hr.min() > clean.max(), (hr, clean)
 
 
