@@ -41,21 +41,10 @@ def spec_file(tmp_path_factory, planted_csv):
 
 def test_run_then_report_then_rerun(cli, spec_file, tmp_path):
     store = tmp_path / "r.db"
-    code, out, err = cli(
-        "run",
-        str(spec_file),
-        "--store",
-        str(store),
-        "--quiet",
-        "--set",
-        "retrains=2",
-        "--set",
-        "targets.count=2",
-        "--set",
-        "sizes=[0.1]",
-        "--set",
-        "victims.params.epochs=2",
-    )
+    run_args = ["run", spec_file, "--store", store, "--quiet"]
+    for override in ("retrains=2", "targets.count=2", "sizes=[0.1]", "victims.params.epochs=2"):
+        run_args += ["--set", override]
+    code, out, err = cli(*run_args)
     assert code == 0, err
     assert "| attack | random 10% |" in out and "| none |" in out and "| random |" in out
     assert "wall time" in out and "3 cells computed" in out
@@ -91,21 +80,7 @@ def test_run_then_report_then_rerun(cli, spec_file, tmp_path):
     assert code == 0 and "wrote" in err
     assert (tmp_path / "r.json").read_text().lstrip().startswith("[")
     assert any(p.stat().st_size > 0 for p in (tmp_path / "plots").glob("hr_vs_size_*.png"))
-    code, out, _ = cli(
-        "run",
-        str(spec_file),
-        "--store",
-        str(store),
-        "--quiet",
-        "--set",
-        "retrains=2",
-        "--set",
-        "targets.count=2",
-        "--set",
-        "sizes=[0.1]",
-        "--set",
-        "victims.params.epochs=2",
-    )
+    code, out, _ = cli(*run_args)
     assert code == 0 and "0 cells computed, 3 already in" in out
 
 
