@@ -11,7 +11,14 @@ from recpoison.experiment.runner import run_experiment
 
 ALS = {"name": "als-mf", "params": {"rank": 3, "iterations": 5}}
 FAST = {"n_iter": 2, "fit_iterations": 5, "n_fillers": 5}
-EXPLICIT_COLUMNS = ["rmse_clean", "rmse_poisoned", "rmse_shift", "integrity_shift", "ttest_p"]
+EXPLICIT_COLUMNS = [
+    "rmse_clean",
+    "rmse_poisoned",
+    "rmse_shift",
+    "prediction_shift",
+    "integrity_shift",
+    "ttest_p",
+]
 
 
 @pytest.fixture(scope="module")
@@ -53,9 +60,11 @@ def test_explicit_columns_are_reported(report):
     baseline = frame[frame["attack"] == "none"]
     assert np.allclose(baseline["rmse_shift"], 0.0)
     assert np.allclose(baseline["integrity_shift"], 0.0)
+    assert np.allclose(baseline["prediction_shift"], 0.0)
     assert baseline["ttest_p"].isna().all()
     attacked = frame[frame["attack"] != "none"]
     assert attacked[["rmse_clean", "rmse_poisoned", "integrity_shift"]].notna().all().all()
+    assert (attacked["prediction_shift"] > 0).all()  # fake users move unrated predictions
     assert np.allclose(
         attacked["rmse_shift"], attacked["rmse_poisoned"] - attacked["rmse_clean"], atol=1e-9
     )
@@ -89,8 +98,8 @@ def test_availability_attack_runs_without_targets(csv_path, tmp_path):
     assert frame["hr_mean"].isna().all()
     attacked = frame[frame["attack"] == "pga"].iloc[0]
     assert np.isfinite(attacked["rmse_shift"]) and np.isfinite(attacked["ttest_p"])
-    assert np.isnan(attacked["integrity_shift"])
-    assert "RMSE shift" in to_markdown(frame)
+    assert np.isnan(attacked["integrity_shift"]) and attacked["prediction_shift"] > 0
+    assert "RMSE shift" in to_markdown(frame) and "Availability: RMS change" in to_markdown(frame)
 
 
 @pytest.mark.parametrize(

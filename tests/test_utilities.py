@@ -11,8 +11,10 @@ from recpoison.utilities import (
     evaluate_explicit,
     hybrid_utility,
     integrity_utility,
+    pair_predictions,
     rmse,
     ttest_detectability,
+    unseen_entries,
 )
 from recpoison.victims.mf import ALSMF
 
@@ -79,6 +81,28 @@ def test_availability_utility_is_rmse_of_the_shift_on_unseen_entries(poisoned):
     assert shift.shape == (2,)
     np.testing.assert_allclose(shift, expected, rtol=1e-10)
     assert np.all(shift > 0)
+
+
+def test_pair_predictions_pick_entries_of_the_score_matrix(poisoned):
+    _, model = poisoned
+    rng = np.random.default_rng(0)
+    users, items = rng.integers(0, 120, 700), rng.integers(0, 60, 700)  # unsorted, repeated
+    expected = _dense(model, np.arange(120))[:, users, items]
+    np.testing.assert_allclose(pair_predictions(model, users, items), expected, rtol=1e-12)
+
+
+def test_unseen_entries_are_distinct_unrated_normal_entries(poisoned):
+    _, model = poisoned
+    data = model.train_  # 120 normal users + 10 fake users
+    users, items = unseen_entries(data, 500, np.random.default_rng(0))
+    assert len(users) == 500 and users.max() < 120  # never a fake user
+    assert np.all(data.matrix[users, items] == 0)
+    assert len(set(zip(users.tolist(), items.tolist(), strict=True))) == 500
+    # the sample estimates the RMS shift between two models over all unrated entries
+    other = ALSMF(rank=4, iterations=15, dtype="float64", random_state=0).fit(data)
+    gap = pair_predictions(model, users, items) - pair_predictions(other, users, items)
+    sampled = np.sqrt((gap**2).mean(axis=1))
+    assert sampled == pytest.approx(availability_utility(other, model), rel=0.25)
 
 
 def test_integrity_and_hybrid_utilities(poisoned):

@@ -27,7 +27,7 @@ from recpoison.errors import ConfigError
 from recpoison.victims.base import Recommender
 
 __all__ = ["availability_utility", "evaluate_explicit", "hybrid_utility", "integrity_utility",
-           "rmse", "ttest_detectability"]
+           "pair_predictions", "rmse", "ttest_detectability", "unseen_entries"]
 
 _BATCH = 512
 
@@ -44,16 +44,43 @@ def rmse(model: Recommender, test: Interactions) -> np.ndarray:
                           f"model's {model.train_.n_users} x {model.train_.n_items}")
     if test.n_ratings == 0:
         raise ConfigError("rmse: the test data has no ratings")
-    squared = np.zeros(model.n_replicas)
-    users = np.flatnonzero(np.diff(test.matrix.indptr))
-    for start in range(0, len(users), _BATCH):
-        batch = users[start:start + _BATCH]
-        rows = test.matrix[batch].tocoo()
+    entries = test.matrix.tocoo()
+    pred = pair_predictions(model, entries.row, entries.col)
+    return np.sqrt(((pred - entries.data[None, :]) ** 2).mean(axis=1))
+
+
+def pair_predictions(model: Recommender, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+    """Every replica's predicted score of each (user, item) pair, ``[R, n_pairs]`` float64."""
+    users = np.asarray(users, dtype=np.int64)
+    items = np.asarray(items, dtype=np.int64)
+    out = np.empty((model.n_replicas, len(users)))
+    order = np.argsort(users, kind="stable")
+    distinct, first = np.unique(users[order], return_index=True)
+    bounds = np.append(first, len(order))
+    for start in range(0, len(distinct), _BATCH):
+        batch = distinct[start:start + _BATCH]
+        pairs = order[bounds[start]:bounds[min(start + _BATCH, len(distinct))]]
+        rows = np.searchsorted(batch, users[pairs])
         scores = model.score_replicas(batch).double()
-        pred = scores[:, torch.as_tensor(rows.row), torch.as_tensor(rows.col.astype(np.int64))]
-        truth = torch.as_tensor(rows.data, dtype=torch.float64, device=pred.device)
-        squared += ((pred - truth) ** 2).sum(1).cpu().numpy()
-    return np.sqrt(squared / test.n_ratings)
+        picked = scores[:, torch.as_tensor(rows), torch.as_tensor(items[pairs])]
+        out[:, pairs] = picked.cpu().numpy()
+    return out
+
+
+def unseen_entries(data: Interactions, n: int,
+                   random_state: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Up to ``n`` distinct (user, item) pairs drawn uniformly from the entries the normal users
+    of ``data`` have not rated (Ω^C of Li et al. §5), as ``(users, items)``."""
+    normal = np.flatnonzero(~data.is_fake)
+    n_unseen = len(normal) * data.n_items - int(data.matrix[normal].nnz)
+    if n_unseen <= 0:
+        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
+    draws = random_state.integers(0, len(normal) * data.n_items, size=2 * n + 64)
+    users, items = normal[draws // data.n_items], draws % data.n_items
+    keep = np.asarray(data.matrix[users, items]).ravel() == 0
+    flat = np.unique(users[keep] * data.n_items + items[keep])
+    flat = random_state.permutation(flat)[:n]
+    return flat // data.n_items, flat % data.n_items
 
 
 def evaluate_explicit(model: Recommender, test: Interactions) -> dict[str, float | list[float]]:

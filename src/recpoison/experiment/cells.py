@@ -30,7 +30,10 @@ Explicit victims (Li et al. 2016, section 5). On explicit data with a hold-out, 
 cell also trains the clean victim (same seeds as the ``none`` cell) and records in its info,
 under ``"explicit"``, per target and retrain: ``rmse_clean`` / ``rmse_poisoned`` (RMSE on the
 held-out ratings, which no model saw), ``integrity_shift`` (poisoned minus clean mean predicted
-rating of the target item over the normal users, Li's integrity utility as a difference) and, per
+rating of the target item over the normal users, Li's integrity utility as a difference),
+``prediction_shift`` (root mean squared difference of the poisoned and clean predictions on
+:data:`PROBE_ENTRIES` entries drawn uniformly from those the normal users did not rate: Li's
+availability utility, §5 footnote 4, estimated on a sample) and, per
 poisoned dataset, ``ttest_p`` (p-value of ``ttest_detectability``: popularity of the rated items,
 fake vs normal users). An attack whose goal is ``availability`` ignores targets: it is generated
 once per cell (without target items) and that one poisoned dataset serves every target, whose
@@ -45,7 +48,7 @@ import inspect
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -60,6 +63,7 @@ from recpoison.errors import ConfigError, DataError
 from recpoison.experiment.expansion import CellOutcome, config_key, stable_seed
 from recpoison.experiment.spec import NO_ATTACK, NO_TARGETS
 from recpoison.metrics import leave_one_out_hr_ndcg, target_hit_ratio
+from recpoison.utilities import pair_predictions, unseen_entries
 from recpoison.utilities import rmse as utility_rmse
 from recpoison.victims import Recommender, make_victim, victim_class
 
@@ -71,6 +75,8 @@ Status = Callable[[str], None]
 MAX_REPLICAS_PER_FIT = 64
 #: Budget (elements) of one ``[replicas, users, items]`` score block when measuring HR_t.
 SCORE_BLOCK_ELEMENTS = 2**25
+#: Unrated (user, item) entries on which explicit cells compare clean and poisoned predictions.
+PROBE_ENTRIES = 20_000
 #: List length and number of sampled negatives of the victim-quality metric (NCF protocol).
 QUALITY_K, QUALITY_NEGATIVES = 10, 99
 
@@ -213,10 +219,17 @@ def _attack_cell(
     info: dict[str, Any] = {"targets": data.item_ids[targets].tolist(), "n_real": train.n_real}
     shape = (len(targets), config["retrains"])
     scores = np.full(shape, np.nan) if test is not None else None
+    probe, clean_probe = None, None
+    if test is not None:
+        probe = unseen_entries(
+            train, PROBE_ENTRIES, np.random.default_rng(stable_seed("probe", config["seed"]))
+        )
+        clean_probe = np.full((max(len(targets), 1), config["retrains"], len(probe[0])), np.nan)
+        measure = functools.partial(measure, test=test, probe=probe)
     if config["attack"]["name"] == NO_ATTACK:
-        hits, eligible, rmse = measure([train], test=test, target_scores=scores)
+        hits, eligible, rmse = measure([train], target_scores=scores, probe_scores=clean_probe)
         if test is not None:
-            info["explicit"] = _explicit_info(rmse, rmse, scores, scores, [])
+            info["explicit"] = _explicit_info(rmse, rmse, scores, scores, clean_probe, clean_probe)
         return _rows(config, data, targets, hits, eligible, rmse), info
 
     n_fake = max(1, round(config["size"] * train.n_real))
@@ -248,12 +261,21 @@ def _attack_cell(
         attack_info.append({**profiles.info, "filler_popularity": popularity})
     info["attack"] = attack_info
     poisoned_scores = None if scores is None else scores.copy()
-    hits, eligible, rmse = measure(poisoned, test=test, target_scores=poisoned_scores)
+    poisoned_probe = None if clean_probe is None else clean_probe.copy()
+    hits, eligible, rmse = measure(
+        poisoned, target_scores=poisoned_scores, probe_scores=poisoned_probe
+    )
     if test is not None:
-        say("training the clean victim for RMSE / integrity shifts")
-        _, _, rmse_clean = measure([train], test=test, target_scores=scores)
+        say("training the clean victim for RMSE / integrity / availability shifts")
+        _, _, rmse_clean = measure([train], target_scores=scores, probe_scores=clean_probe)
         info["explicit"] = _explicit_info(
-            rmse_clean, rmse, scores, poisoned_scores, [_ttest_p(d) for d in poisoned]
+            rmse_clean,
+            rmse,
+            scores,
+            poisoned_scores,
+            clean_probe,
+            poisoned_probe,
+            [_ttest_p(d) for d in poisoned],
         )
     detection = None
     if config["detector"] is not None:
@@ -290,15 +312,19 @@ def _explicit_info(
     rmse_poisoned: np.ndarray,
     scores_clean: np.ndarray,
     scores_poisoned: np.ndarray,
-    ttest_p: list[float],
+    probe_clean: np.ndarray,
+    probe_poisoned: np.ndarray,
+    ttest_p: Sequence[float] = (),
 ) -> dict[str, Any]:
     """The Li et al. 2016 measurements of an explicit cell (see the module doc), ``[T, R]``
     lists (one row when there are no targets)."""
+    shift = np.sqrt(np.mean((probe_poisoned - probe_clean) ** 2, axis=-1))
     return {
         "rmse_clean": rmse_clean.tolist(),
         "rmse_poisoned": rmse_poisoned.tolist(),
+        "prediction_shift": shift.tolist(),
         "integrity_shift": (scores_poisoned - scores_clean).tolist(),
-        "ttest_p": ttest_p,
+        "ttest_p": list(ttest_p),
     }
 
 
@@ -364,6 +390,8 @@ def _train_and_measure(
     test: Interactions | None = None,
     eval_data: list[Interactions] | None = None,
     target_scores: np.ndarray | None = None,
+    probe: tuple[np.ndarray, np.ndarray] | None = None,
+    probe_scores: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """Retrain the victim ``retrains`` times per dataset and measure HR_t@K of its target.
 
@@ -371,7 +399,8 @@ def _train_and_measure(
     ``eval_data`` (default ``datasets``) says which users count and what they have seen.
     Returns hits ``[T, R, K]``, eligible users ``[T]`` and RMSE ``[T, R]`` (None without
     ``test``; ``[1, R]`` when there are no targets). ``target_scores`` (``[T, R]``), when given,
-    receives the mean predicted rating of each target over the normal users.
+    receives the mean predicted rating of each target over the normal users; ``probe_scores``
+    (``[max(T, 1), R, n]``) the predictions on the ``probe`` (users, items) pairs.
     """
     retrains, ks, n_targets = config["retrains"], config["ks"], len(targets)
     if n_targets == 0:  # no target items (availability): RMSE only
@@ -381,6 +410,8 @@ def _train_and_measure(
         model.fit(datasets[0])
         if test is not None:
             rmse[0] = utility_rmse(model, test)
+        if probe_scores is not None:
+            probe_scores[0] = pair_predictions(model, *probe)
         empty = np.zeros((0, retrains, len(ks)), dtype=np.int64)
         return empty, np.zeros(0, dtype=np.int64), rmse
     eval_data = eval_data or datasets
@@ -414,6 +445,8 @@ def _train_and_measure(
                 rmse[:] = utility_rmse(model, test)[None, :]
             if target_scores is not None:
                 target_scores[:] = _mean_normal_scores(model, datasets[0], targets).T
+            if probe_scores is not None:
+                probe_scores[:] = pair_predictions(model, *probe)[None]
             continue
         for j, t in enumerate(members):
             thr = target_hit_ratio(
@@ -430,6 +463,9 @@ def _train_and_measure(
                 target_scores[t] = means[j * retrains : (j + 1) * retrains]
         if test is not None:
             rmse[members] = utility_rmse(model, test).reshape(len(members), retrains)
+        if probe_scores is not None:
+            predictions = pair_predictions(model, *probe)
+            probe_scores[members] = predictions.reshape(len(members), retrains, -1)
     return hits, eligible, rmse
 
 

@@ -50,6 +50,7 @@ METRICS = (
     "rmse_clean",
     "rmse_poisoned",
     "rmse_shift",
+    "prediction_shift",
     "integrity_shift",
     "ttest_p",
     "detector",
@@ -176,6 +177,7 @@ def _explicit(info: dict[str, Any]) -> dict[str, float]:
         "rmse_clean": mean(clean),
         "rmse_poisoned": mean(poisoned),
         "rmse_shift": mean(poisoned - clean) if clean.shape == poisoned.shape else np.nan,
+        "prediction_shift": mean(info.get("prediction_shift", np.nan)),
         "integrity_shift": mean(info["integrity_shift"]),
         "ttest_p": mean(info["ttest_p"]),
     }
@@ -315,6 +317,10 @@ def to_markdown(
         explicit = [
             ("rmse_shift", "RMSE shift on held-out ratings (poisoned − clean)"),
             ("rmse_clean", "RMSE of the clean victim"),
+            (
+                "prediction_shift",
+                "Availability: RMS change of predictions on unrated entries (Li §5, fn. 4)",
+            ),
             ("integrity_shift", "Integrity shift: change of the targets' mean predicted rating"),
             ("ttest_p", "t-test p-value of fake vs normal users (small: detectable)"),
         ]
