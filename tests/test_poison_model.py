@@ -87,12 +87,9 @@ def small_surrogate(epochs: int = 10) -> NeuMF:
     )
 
 
-def test_objective_hit_ratio_matches_the_metric(effect_setup):
-    """The poison model's own HR_t, computed from the scores that give G, is HR_t@K."""
-    data, target, _, _ = effect_setup
-    targets = np.r_[target, np.argsort(item_popularity(data))[-3:]]  # with popular ones: hits
-    model = small_surrogate(epochs=3).fit(data)
-    objective = PoisonObjective(
+def objective_for(data, targets) -> PoisonObjective:
+    """The poison objective (κ = 1, η = 100, K = 10) of ``targets`` with fake user 0."""
+    return PoisonObjective(
         data,
         targets,
         np.array([0]),
@@ -105,6 +102,14 @@ def test_objective_hit_ratio_matches_the_metric(effect_setup):
         rng=np.random.default_rng(0),
         device=torch.device("cpu"),
     )
+
+
+def test_objective_hit_ratio_matches_the_metric(effect_setup):
+    """The poison model's own HR_t, computed from the scores that give G, is HR_t@K."""
+    data, target, _, _ = effect_setup
+    targets = np.r_[target, np.argsort(item_popularity(data))[-3:]]  # with popular ones: hits
+    model = small_surrogate(epochs=3).fit(data)
+    objective = objective_for(data, targets)
     value = objective.value(model)
     assert value["hr"] == pytest.approx(target_hit_ratio(model, data, targets).mean(10))
     assert value["hr"] > 0.05
@@ -125,19 +130,7 @@ def test_batched_loss_has_the_value_and_gradient_of_eq2_on_all_items(effect_setu
         device="cpu",
     ).fit(data)
     targets = np.array([target, 11])
-    objective = PoisonObjective(
-        data,
-        targets,
-        np.array([0]),
-        1,
-        1,
-        top_k=10,
-        kappa=1.0,
-        eta=100.0,
-        users_per_step=64,
-        rng=np.random.default_rng(0),
-        device=torch.device("cpu"),
-    )
+    objective = objective_for(data, targets)
     users = objective.users[:40]
     params = list(model.module_.parameters())
 
