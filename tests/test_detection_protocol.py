@@ -62,8 +62,9 @@ def test_training_set_is_reproducible(setting):
 
 def test_training_groups_match_the_evaluated_attack_size(setting):
     clean, _, attack = setting
-    training = build_training_set(clean, attack, EVAL_TARGETS, n_train_fake=60, group_size=N_FAKE,
-                                  random_state=1)
+    training = build_training_set(
+        clean, attack, EVAL_TARGETS, n_train_fake=60, group_size=N_FAKE, random_state=1
+    )
     groups = list(training.groups())
     assert len(groups) == 5
     for data, users, labels in groups:
@@ -72,8 +73,9 @@ def test_training_groups_match_the_evaluated_attack_size(setting):
         assert labels.tolist() == [0] * N_FAKE + [1] * N_FAKE
         np.testing.assert_array_equal(data.is_fake[users], labels.astype(bool))
     # one fake user per group would mean 60 passes over the data: capped at MAX_GROUPS groups
-    capped = build_training_set(clean, attack, EVAL_TARGETS, n_train_fake=150, group_size=1,
-                                random_state=1)
+    capped = build_training_set(
+        clean, attack, EVAL_TARGETS, n_train_fake=150, group_size=1, random_state=1
+    )
     assert capped.group_size == math.ceil(150 / MAX_GROUPS)
 
 
@@ -86,8 +88,17 @@ def test_impossible_training_sizes_are_config_errors(setting, bad):
 
 def test_evaluate_detector_result(setting):
     clean, poisoned, attack = setting
-    result = evaluate_detector("svm-tia", {"tau": 7}, clean, poisoned, attack, N_FAKE,
-                               EVAL_TARGETS, n_train_fake=60, random_state=0)
+    result = evaluate_detector(
+        "svm-tia",
+        {"tau": 7},
+        clean,
+        poisoned,
+        attack,
+        N_FAKE,
+        EVAL_TARGETS,
+        n_train_fake=60,
+        random_state=0,
+    )
     assert isinstance(result, DetectionResult)
     assert result.flagged.shape == (poisoned.n_users,) and result.flagged.dtype == bool
     assert (result.fpr, result.fnr) == detection_rates(result.flagged, poisoned.is_fake)
@@ -103,8 +114,20 @@ def test_evaluate_detector_result(setting):
 
 def test_evaluate_detector_is_deterministic(setting):
     clean, poisoned, attack = setting
-    runs = [evaluate_detector("svm-features", {}, clean, poisoned, attack, N_FAKE, EVAL_TARGETS,
-                              n_train_fake=40, random_state=9) for _ in range(2)]
+    runs = [
+        evaluate_detector(
+            "svm-features",
+            {},
+            clean,
+            poisoned,
+            attack,
+            N_FAKE,
+            EVAL_TARGETS,
+            n_train_fake=40,
+            random_state=9,
+        )
+        for _ in range(2)
+    ]
     np.testing.assert_array_equal(runs[0].flagged, runs[1].flagged)
 
 
@@ -147,7 +170,7 @@ def test_empty_flagged_keeps_the_shape_and_labels(setting):
     assert (lengths[flagged] == 0).all()
     np.testing.assert_array_equal(lengths[~flagged], np.diff(poisoned.matrix.indptr)[~flagged])
     # the kept users' ratings and timestamps are unchanged
-    np.testing.assert_array_equal(emptied.matrix[~flagged].toarray(),
-                                  poisoned.matrix[~flagged].toarray())
-    np.testing.assert_array_equal(emptied.timestamps,
-                                  remove_flagged(poisoned, flagged).timestamps)
+    np.testing.assert_array_equal(
+        emptied.matrix[~flagged].toarray(), poisoned.matrix[~flagged].toarray()
+    )
+    np.testing.assert_array_equal(emptied.timestamps, remove_flagged(poisoned, flagged).timestamps)

@@ -31,8 +31,9 @@ def scenario():
 
 def run(scenario, name, **params):
     clean, poisoned, attack = scenario
-    return evaluate_detector(name, params, clean, poisoned, attack, N_FAKE, TARGETS,
-                             n_train_fake=100, random_state=0)
+    return evaluate_detector(
+        name, params, clean, poisoned, attack, N_FAKE, TARGETS, n_train_fake=100, random_state=0
+    )
 
 
 @pytest.mark.parametrize("name", ["svm-features", "svm-tia", "ttest"])
@@ -58,7 +59,8 @@ def test_target_item_analysis_by_hand():
     ratings = np.array([[5, 1, 0], [5, 0, 2], [3, 5, 0], [5, 5, 5]], dtype=np.float32)
     data = Interactions(sp.csr_matrix(ratings), rating_scale=(1.0, 5.0))
     flagged, targets = SVMTIADetector(tau=1).target_item_analysis(
-        data, np.array([True, True, True, False]))
+        data, np.array([True, True, True, False])
+    )
     assert targets.tolist() == [0]
     assert flagged.tolist() == [True, True, False, False]
 
@@ -74,8 +76,11 @@ def test_feature_path_predict_matches_decision_function_and_clones():
     rng = np.random.default_rng(0)
     X = np.vstack([rng.normal(0, 1, (60, 3)), rng.normal(3, 1, (60, 3))])
     y = np.repeat([0, 1], 60)
-    for detector in (SVMFeaturesDetector(random_state=0), SVMTIADetector(random_state=0),
-                     TTestDetector()):
+    for detector in (
+        SVMFeaturesDetector(random_state=0),
+        SVMTIADetector(random_state=0),
+        TTestDetector(),
+    ):
         fitted = clone(detector).fit(X, y)
         np.testing.assert_array_equal(fitted.predict(X), fitted.decision_function(X) > 0)
         assert (fitted.predict(X) == y).mean() > 0.85
@@ -134,8 +139,10 @@ def test_ttest_detector_works_on_implicit_data_with_popularity(tiny_implicit):
     # 6 extra users each rating the 6 least popular items: far below normal popularity
     counts = np.bincount(tiny_implicit.matrix.indices, minlength=tiny_implicit.n_items)
     rare = np.argsort(counts)[:6]
-    fake = sp.csr_matrix((np.ones(36), (np.repeat(np.arange(6), 6), np.tile(rare, 6))),
-                         shape=(6, tiny_implicit.n_items))
+    fake = sp.csr_matrix(
+        (np.ones(36), (np.repeat(np.arange(6), 6), np.tile(rare, 6))),
+        shape=(6, tiny_implicit.n_items),
+    )
     data = tiny_implicit.with_fake_users(FakeProfiles(fake, rare[:1]))
     detector = TTestDetector(alpha=0.01).fit_profiles(data)
     assert detector.side_.tolist() == [-1.0]  # fake users sit below: a lower-tail test
@@ -145,8 +152,9 @@ def test_ttest_detector_works_on_implicit_data_with_popularity(tiny_implicit):
 
 def test_ttest_prediction_interval_by_hand():
     # normal values 1, 2, 3: mean 2, s = 1, scale = s * sqrt(1 + 1/3); x = 2 gives t = 0, p = 1
-    detector = TTestDetector(alternative="two-sided").fit(np.array([[1.0], [2.0], [3.0]]),
-                                                          np.array([0, 0, 0]))
+    detector = TTestDetector(alternative="two-sided").fit(
+        np.array([[1.0], [2.0], [3.0]]), np.array([0, 0, 0])
+    )
     assert detector.p_values(np.array([[2.0]]))[0] == pytest.approx(1.0)
     t = 8.0 / np.sqrt(4 / 3)  # x = 10
     assert detector.p_values(np.array([[10.0]]))[0] == pytest.approx(2 * stats.t.sf(t, 2))

@@ -25,8 +25,10 @@ from recpoison.errors import ConfigError
 #   u2: 4 5 3
 # |r - r̄|: u0 (1, 1), u1 (1, 1), u2 (0, 1, 1)
 # Target partitions (items at the user's own maximum): u0 {i0}, u1 {i0}, u2 {i1}.
-TINY = Interactions(sp.csr_matrix(np.array([[5, 3, 0], [3, 0, 1], [4, 5, 3]], dtype=np.float32)),
-                    rating_scale=(1.0, 5.0))
+TINY = Interactions(
+    sp.csr_matrix(np.array([[5, 3, 0], [3, 0, 1], [4, 5, 3]], dtype=np.float32)),
+    rating_scale=(1.0, 5.0),
+)
 
 
 def test_rdma_by_hand():
@@ -68,8 +70,9 @@ def test_profile_features_stacks_named_columns():
 
 def test_empty_user_and_user_without_fillers_get_zero():
     # u0 rates nothing; u1 rates two items both at 4 (no filler item); u2 rates 2 and 4.
-    data = Interactions(sp.csr_matrix(np.array([[0, 0], [4, 4], [2, 4]], dtype=np.float32)),
-                        rating_scale=(1.0, 5.0))
+    data = Interactions(
+        sp.csr_matrix(np.array([[0, 0], [4, 4], [2, 4]], dtype=np.float32)), rating_scale=(1.0, 5.0)
+    )
     X = profile_features(data, ["rdma", "wda", "wdma", "meanvar", "fmtd", "tmf"])
     np.testing.assert_array_equal(X[0], 0.0)
     assert meanvar(data)[1] == 0.0 and fmtd(data)[1] == 0.0

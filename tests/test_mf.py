@@ -31,8 +31,9 @@ def test_row_update_matches_a_dense_normal_equation_solve(small):
 
 
 def test_objective_decreases_monotonically_and_matches_its_definition(small):
-    model = ALSMF(rank=5, lambda_u=1.0, lambda_v=2.0, iterations=25, tol=0.0, dtype="float64",
-                  random_state=0).fit(small)
+    model = ALSMF(
+        rank=5, lambda_u=1.0, lambda_v=2.0, iterations=25, tol=0.0, dtype="float64", random_state=0
+    ).fit(small)
     history = model.objective_history_[:, 0]
     assert len(history) == 25
     assert np.all(np.diff(history) <= 1e-9 * history[:-1])
@@ -45,15 +46,17 @@ def test_objective_decreases_monotonically_and_matches_its_definition(small):
 
 
 def test_batched_replicas_equal_single_fits_and_differ_by_seed(small):
-    batched = ALSMF(rank=4, iterations=10, tol=0.0, dtype="float64", n_replicas=3,
-                    random_state=7).fit(small)
+    batched = ALSMF(
+        rank=4, iterations=10, tol=0.0, dtype="float64", n_replicas=3, random_state=7
+    ).fit(small)
     single = ALSMF(rank=4, iterations=10, tol=0.0, dtype="float64", random_state=7).fit(small)
     assert batched.user_factors_.shape == (3, small.n_users, 4)
     assert batched.item_factors_.shape == (3, small.n_items, 4)
     np.testing.assert_allclose(batched.user_factors_[0], single.user_factors_[0], atol=1e-10)
     assert not np.allclose(batched.user_factors_[0], batched.user_factors_[1])
-    again = ALSMF(rank=4, iterations=10, tol=0.0, dtype="float64", n_replicas=3,
-                  random_state=7).fit(small)
+    again = ALSMF(
+        rank=4, iterations=10, tol=0.0, dtype="float64", n_replicas=3, random_state=7
+    ).fit(small)
     np.testing.assert_array_equal(again.item_factors_, batched.item_factors_)
 
 
@@ -82,8 +85,12 @@ def test_als_fits_planted_data_better_than_the_mean():
     data = planted(n_users=200, n_items=100, ratings_per_user=20, random_state=0)
     users, items, ratings = data.triples()
     test = np.random.default_rng(0).random(len(ratings)) < 0.2
-    train = data.replace(matrix=sp.csr_matrix((ratings[~test], (users[~test], items[~test])),
-                                              shape=data.matrix.shape), timestamps=None)
+    train = data.replace(
+        matrix=sp.csr_matrix(
+            (ratings[~test], (users[~test], items[~test])), shape=data.matrix.shape
+        ),
+        timestamps=None,
+    )
     model = ALSMF(rank=4, lambda_u=2.0, lambda_v=2.0, random_state=0).fit(train)
     pred = model.score(users[test])[np.arange(test.sum()), items[test]]
     model_rmse = np.sqrt(np.mean((pred - ratings[test]) ** 2))
@@ -98,8 +105,9 @@ def test_als_function_stops_at_tolerance(small):
     assert 2 < len(history) < 500
 
 
-@pytest.mark.parametrize("params", [{"lambda_u": 0.0}, {"rank": 0}, {"center": "median"},
-                                    {"dtype": "float16"}])
+@pytest.mark.parametrize(
+    "params", [{"lambda_u": 0.0}, {"rank": 0}, {"center": "median"}, {"dtype": "float16"}]
+)
 def test_bad_parameters_are_config_errors(small, params):
     with pytest.raises(ConfigError):
         ALSMF(iterations=1, **params).fit(small)

@@ -48,8 +48,9 @@ class Popularity(Recommender):
 def test_each_model_learns_far_above_popularity(cls):
     data = planted(300, 200, ratings_per_user=20, rating_scale=None, random_state=0)
     train, test_items = leave_one_out(data, random_state=0)
-    popular = leave_one_out_hr_ndcg(Popularity(device="cpu").fit(train), train, test_items,
-                                    random_state=0)["hr"][0]
+    popular = leave_one_out_hr_ndcg(
+        Popularity(device="cpu").fit(train), train, test_items, random_state=0
+    )["hr"][0]
     model = cls(epochs=5, lr=1e-2, batch_size=512, n_replicas=2, random_state=0, device="cpu")
     model.fit(train, exclude_items=test_items)
     hr = leave_one_out_hr_ndcg(model, train, test_items, random_state=0)["hr"]
@@ -62,10 +63,18 @@ def test_defaults_follow_ncf_and_huang():
     params = NeuMF().get_params()
     assert params["embedding_dim"] == 8 and tuple(params["layers"]) == (64, 32, 16, 8)
     assert (params["n_negatives"], params["lr"], params["batch_size"], params["epochs"]) == (
-        4, 1e-3, 256, 20)
+        4,
+        1e-3,
+        256,
+        20,
+    )
     assert "layers" not in GMF().get_params() and "embedding_dim" not in MLP().get_params()
-    assert NeuMF.capabilities == {"implicit", "differentiable", "batched_replicas",
-                                  "per_replica_data"}
+    assert NeuMF.capabilities == {
+        "implicit",
+        "differentiable",
+        "batched_replicas",
+        "per_replica_data",
+    }
     assert isinstance(make_victim("neumf", n_replicas=2), NeuMF)
 
 
@@ -90,8 +99,9 @@ def test_replica_in_batch_equals_replica_alone(cls, small):
     for r in (0, 2):
         alone = cls(**FAST, seeds=[seeds[r]]).fit(small)
         assert torch.allclose(scores[r], all_scores(alone)[0], atol=1e-5)
-        np.testing.assert_allclose(batched.loss_history_[:, r], alone.loss_history_[:, 0],
-                                   rtol=1e-5)
+        np.testing.assert_allclose(
+            batched.loss_history_[:, r], alone.loss_history_[:, 0], rtol=1e-5
+        )
     assert not torch.allclose(scores[0], scores[1], atol=1e-3)  # replicas are independent
 
 
@@ -196,8 +206,11 @@ def test_sampler_rejects_user_with_every_item_and_bad_exclude():
     with pytest.raises(ConfigError, match="every item"):
         NegativeSampler(full, None, torch.device("cpu"))
     with pytest.raises(ConfigError, match="every item"):
-        NegativeSampler(sp.csr_matrix(np.array([[1, 1, 0]], dtype=np.float32)), np.array([2]),
-                        torch.device("cpu"))
+        NegativeSampler(
+            sp.csr_matrix(np.array([[1, 1, 0]], dtype=np.float32)),
+            np.array([2]),
+            torch.device("cpu"),
+        )
     with pytest.raises(ConfigError, match="exclude_items"):
         NegativeSampler(full, np.array([0]), torch.device("cpu"))
 
@@ -252,8 +265,9 @@ def fake_profiles(data: Interactions, n_fake: int, target: int) -> FakeProfiles:
 
 
 def test_partial_fit_adds_users_and_keeps_state(small):
-    model = NeuMF(**FAST, n_replicas=2, random_state=0).fit(small, exclude_items=np.full(
-        small.n_users, -1))
+    model = NeuMF(**FAST, n_replicas=2, random_state=0).fit(
+        small, exclude_items=np.full(small.n_users, -1)
+    )
     poisoned = small.with_fake_users(fake_profiles(small, 4, target=3))
     before = model.module_.user_table.detach().view(2, small.n_users, -1).clone()
     copy = model.copy_fitted()
@@ -261,9 +275,12 @@ def test_partial_fit_adds_users_and_keeps_state(small):
     table = copy.module_.user_table
     assert table.shape == (2 * (small.n_users + 4), 40)
     assert copy.optimizer_.state[table]["exp_avg"].shape == table.shape
-    assert copy.score_replicas(np.arange(poisoned.n_users)).shape == (2, poisoned.n_users,
-                                                                       small.n_items)
-    new_rows = table.detach().view(2, -1, 40)[:, small.n_users:]
+    assert copy.score_replicas(np.arange(poisoned.n_users)).shape == (
+        2,
+        poisoned.n_users,
+        small.n_items,
+    )
+    new_rows = table.detach().view(2, -1, 40)[:, small.n_users :]
     assert 0.002 < new_rows.std().item() < 0.05  # N(0, 0.01) init, one epoch of training
     assert copy.loss_history_.shape == (3, 2) and copy.train_ is poisoned
     assert len(copy.exclude_items_) == poisoned.n_users
@@ -304,17 +321,27 @@ def test_progress_callback_and_loss_logging(small, caplog):
     calls = []
     with caplog.at_level(logging.INFO, logger="recpoison.victims.neural"):
         NeuMF(**{**FAST, "epochs": 3}, random_state=0).fit(
-            small, progress=lambda e, n: calls.append((e, n)))
+            small, progress=lambda e, n: calls.append((e, n))
+        )
     assert calls == [(1, 3), (2, 3), (3, 3)]
     assert sum("mean training loss" in r.getMessage() for r in caplog.records) == 3
 
 
 # -- errors -----------------------------------------------------------------------------------
-@pytest.mark.parametrize("params", [
-    {"n_replicas": 0}, {"layers": ()}, {"layers": (63, 32)}, {"embedding_dim": 0},
-    {"n_negatives": 0}, {"batch_size": 0}, {"epochs": 0}, {"lr": 0.0},
-    {"seeds": [1, 2], "n_replicas": 1},
-])
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"n_replicas": 0},
+        {"layers": ()},
+        {"layers": (63, 32)},
+        {"embedding_dim": 0},
+        {"n_negatives": 0},
+        {"batch_size": 0},
+        {"epochs": 0},
+        {"lr": 0.0},
+        {"seeds": [1, 2], "n_replicas": 1},
+    ],
+)
 def test_bad_params_raise_config_error(params, small):
     with pytest.raises(ConfigError):
         NeuMF(**{**FAST, **params}).fit(small)

@@ -19,15 +19,18 @@ def low_rank() -> tuple[Interactions, np.ndarray, np.ndarray]:
     truth = 3.0 + rng.normal(size=(40, 2)) @ rng.normal(size=(2, 30)) * 0.6
     observed = rng.random(truth.shape) < 0.6
     rows, cols = np.nonzero(observed)
-    data = Interactions(sp.csr_matrix((truth[rows, cols], (rows, cols)), shape=truth.shape),
-                        rating_scale=(-10.0, 16.0))  # midpoint 3: ``center="scale"`` removes it
+    data = Interactions(
+        sp.csr_matrix((truth[rows, cols], (rows, cols)), shape=truth.shape),
+        rating_scale=(-10.0, 16.0),
+    )  # midpoint 3: ``center="scale"`` removes it
     return data, truth, observed
 
 
 def test_recovers_a_low_rank_matrix_from_partial_entries(low_rank):
     data, truth, observed = low_rank
-    model = NuclearNormMF(lam=0.2, max_rank=10, iterations=150, tol=1e-10, dtype="float64",
-                          random_state=0).fit(data)
+    model = NuclearNormMF(
+        lam=0.2, max_rank=10, iterations=150, tol=1e-10, dtype="float64", random_state=0
+    ).fit(data)
     prediction = model.score(np.arange(40))
     error = np.sqrt(np.mean((prediction - truth)[~observed] ** 2))
     assert error < 0.05 * truth[~observed].std()
@@ -36,8 +39,9 @@ def test_recovers_a_low_rank_matrix_from_partial_entries(low_rank):
 
 def test_objective_decreases_and_matches_eq3(low_rank):
     data, _, _ = low_rank
-    model = NuclearNormMF(lam=1.0, max_rank=10, iterations=40, tol=0.0, dtype="float64",
-                          random_state=0).fit(data)
+    model = NuclearNormMF(
+        lam=1.0, max_rank=10, iterations=40, tol=0.0, dtype="float64", random_state=0
+    ).fit(data)
     history = model.objective_history_[:, 0]
     assert np.all(np.diff(history) <= 1e-9 * np.abs(history[:-1]))
     rows, cols = np.nonzero(data.matrix.toarray())
@@ -50,14 +54,26 @@ def test_objective_decreases_and_matches_eq3(low_rank):
 def test_sparse_plus_low_rank_svd_is_exact_when_wide_enough():
     rng = np.random.default_rng(1)
     rows, cols = np.nonzero(rng.random((12, 9)) < 0.5)
-    entries = Entries(torch.as_tensor(rows), torch.as_tensor(cols),
-                      torch.as_tensor(rng.normal(size=len(rows))), (12, 9))
-    factors = (torch.as_tensor(np.linalg.qr(rng.normal(size=(12, 2)))[0]),
-               torch.tensor([3.0, 1.0], dtype=torch.float64),
-               torch.as_tensor(np.linalg.qr(rng.normal(size=(9, 2)))[0]))
+    entries = Entries(
+        torch.as_tensor(rows),
+        torch.as_tensor(cols),
+        torch.as_tensor(rng.normal(size=len(rows))),
+        (12, 9),
+    )
+    factors = (
+        torch.as_tensor(np.linalg.qr(rng.normal(size=(12, 2)))[0]),
+        torch.tensor([3.0, 1.0], dtype=torch.float64),
+        torch.as_tensor(np.linalg.qr(rng.normal(size=(9, 2)))[0]),
+    )
     residual = entries.values - low_rank_values(factors, entries.rows, entries.cols)
-    u, s, v = top_singular(entries, residual, factors, width=9, power_iterations=1,
-                           gen=torch.Generator().manual_seed(0))
+    u, s, v = top_singular(
+        entries,
+        residual,
+        factors,
+        width=9,
+        power_iterations=1,
+        gen=torch.Generator().manual_seed(0),
+    )
     low = (factors[0] * factors[1]) @ factors[2].T
     z = low.numpy().copy()
     z[rows, cols] = entries.values.numpy()  # X + R_Ω(M − X) = M on Ω, X elsewhere
@@ -67,8 +83,9 @@ def test_sparse_plus_low_rank_svd_is_exact_when_wide_enough():
 
 def test_rank_cap_and_shared_replicas():
     data = planted(n_users=60, n_items=40, ratings_per_user=10, random_state=0)
-    model = make_victim("nuclear-norm", lam=0.5, max_rank=3, iterations=20, n_replicas=2,
-                        random_state=0).fit(data)
+    model = make_victim(
+        "nuclear-norm", lam=0.5, max_rank=3, iterations=20, n_replicas=2, random_state=0
+    ).fit(data)
     assert model.rank_.tolist() == [3, 3]
     assert model.user_vectors_.shape == (2, 60, 3)
     assert model.score_replicas(np.arange(4)).shape == (2, 4, 40)

@@ -28,16 +28,23 @@ def _tiny_problem(seed: int = 0):
     m, n, n_fake = 20, 15, 3
     truth = rng.normal(size=(m, 2)) @ rng.normal(size=(2, n))
     rows, cols = np.nonzero(rng.random((m, n)) < 0.5)
-    normal = Entries(torch.as_tensor(rows), torch.as_tensor(cols),
-                     torch.as_tensor(truth[rows, cols] + 0.3 * rng.normal(size=len(rows))),
-                     (m, n))
+    normal = Entries(
+        torch.as_tensor(rows),
+        torch.as_tensor(cols),
+        torch.as_tensor(truth[rows, cols] + 0.3 * rng.normal(size=len(rows))),
+        (m, n),
+    )
     fake_rows = np.repeat(np.arange(n_fake), 4)
     fake_cols = np.concatenate([rng.choice(n, 4, replace=False) for _ in range(n_fake)])
     values = rng.uniform(-1, 1, len(fake_rows))
 
     def stacked(vals: np.ndarray) -> Entries:
-        fake = Entries(torch.as_tensor(fake_rows), torch.as_tensor(fake_cols),
-                       torch.as_tensor(vals), (n_fake, n))
+        fake = Entries(
+            torch.as_tensor(fake_rows),
+            torch.as_tensor(fake_cols),
+            torch.as_tensor(vals),
+            (n_fake, n),
+        )
         return normal.stack(fake)
 
     return normal, stacked, values, torch.as_tensor(fake_rows + m), torch.as_tensor(fake_cols)
@@ -66,9 +73,19 @@ def _check_against_finite_differences(fit, stacked, values, rows, cols, utilitie
         for name, utility in utilities.items():
             numeric[name][e] = (utility(*fit_up)[0] - utility(*fit_down)[0]) / (2 * h)
     for name, utility in utilities.items():
-        gradient, residual = implicit_gradient(entries, users, items, lam, lam,
-                                               utility(users, items)[1], rows, cols, "cg", 500,
-                                               tol=1e-9)
+        gradient, residual = implicit_gradient(
+            entries,
+            users,
+            items,
+            lam,
+            lam,
+            utility(users, items)[1],
+            rows,
+            cols,
+            "cg",
+            500,
+            tol=1e-9,
+        )
         assert residual < 1e-5
         error = np.abs(gradient.numpy() - numeric[name]).max() / np.abs(numeric[name]).max()
         assert error < 2e-2, (name, error)
@@ -84,8 +101,9 @@ def test_als_kkt_gradient_matches_finite_differences_of_the_retrained_model():
         users, items, _ = als(entries, clean_v if warm is None else warm, lam, lam, 3000)
         return items, users[0], items[0]
 
-    _check_against_finite_differences(fit, stacked, values, rows, cols,
-                                      _utilities(normal, (clean_u[0], clean_v[0])), lam)
+    _check_against_finite_differences(
+        fit, stacked, values, rows, cols, _utilities(normal, (clean_u[0], clean_v[0])), lam
+    )
 
 
 def test_nuclear_norm_gradient_matches_finite_differences_of_the_retrained_model():
@@ -103,8 +121,9 @@ def test_nuclear_norm_gradient_matches_finite_differences_of_the_retrained_model
     clean_state, clean_u, clean_v = fit(normal, None)
     assert 0 < clean_state[1].numel() < 15  # a genuinely low-rank solution
     fit_warm = lambda entries, warm: fit(entries, clean_state if warm is None else warm)  # noqa: E731
-    _check_against_finite_differences(fit_warm, stacked, values, rows, cols,
-                                      _utilities(normal, (clean_u, clean_v)), lam)
+    _check_against_finite_differences(
+        fit_warm, stacked, values, rows, cols, _utilities(normal, (clean_u, clean_v)), lam
+    )
 
 
 def test_block_gradient_is_li_et_als_closed_form_eq12():
@@ -114,17 +133,19 @@ def test_block_gradient_is_li_et_als_closed_form_eq12():
     entries = stacked(values)
     users, items, _ = als(entries, start, lam, lam, 500)
     users, items = users[0], items[0]
-    _, (grad_u, grad_v) = integrity_objective(users, items, 20, torch.tensor([3]),
-                                              torch.tensor([2.0], dtype=F64), 0.0)
-    gradient, _ = implicit_gradient(entries, users, items, lam, lam, (grad_u, grad_v), rows, cols,
-                                    "block")
+    _, (grad_u, grad_v) = integrity_objective(
+        users, items, 20, torch.tensor([3]), torch.tensor([2.0], dtype=F64), 0.0
+    )
+    gradient, _ = implicit_gradient(
+        entries, users, items, lam, lam, (grad_u, grad_v), rows, cols, "block"
+    )
     u, v = users.numpy(), items.numpy()
     r, c = entries.rows.numpy(), entries.cols.numpy()
     for e, (i, j) in enumerate(zip(rows.numpy(), cols.numpy(), strict=True)):
         sigma_u = v[c[r == i]].T @ v[c[r == i]]
         sigma_v = u[r[c == j]].T @ u[r[c == j]]
-        d_u = np.linalg.solve(lam * np.eye(3) + sigma_u, v[j])   # ∂ũ_i/∂M̃_ij
-        d_v = np.linalg.solve(lam * np.eye(3) + sigma_v, u[i])   # ∂v_j/∂M̃_ij
+        d_u = np.linalg.solve(lam * np.eye(3) + sigma_u, v[j])  # ∂ũ_i/∂M̃_ij
+        d_v = np.linalg.solve(lam * np.eye(3) + sigma_v, u[i])  # ∂v_j/∂M̃_ij
         expected = grad_u[i].numpy() @ d_u + grad_v[j].numpy() @ d_v
         assert gradient[e].item() == pytest.approx(expected, abs=1e-10)
         if j != 3:  # the closed form ignores the U-V coupling: no signal on a filler
@@ -167,8 +188,10 @@ def profiles(data) -> dict[str, FakeProfiles]:
         "pga_down": (PGAAttack("integrity", n_fillers=B, n_iter=10, weights=[-2.0]), target),
         "sgld_up": (SGLDAttack("integrity", n_fillers=B, n_iter=10), target),
     }
-    return {name: attack.generate(data, t, N_FAKE, random_state=0)
-            for name, (attack, t) in attacks.items()}
+    return {
+        name: attack.generate(data, t, N_FAKE, random_state=0)
+        for name, (attack, t) in attacks.items()
+    }
 
 
 def _uniform_attack(data: Interactions, seed: int = 0) -> FakeProfiles:
@@ -176,8 +199,9 @@ def _uniform_attack(data: Interactions, seed: int = 0) -> FakeProfiles:
     rng = np.random.default_rng(seed)
     cols = np.argsort(rng.random((N_FAKE, data.n_items)), axis=1)[:, :B].ravel()
     ratings = rng.integers(1, 6, len(cols)).astype(float)
-    matrix = sp.csr_matrix((ratings, (np.repeat(np.arange(N_FAKE), B), cols)),
-                           shape=(N_FAKE, data.n_items))
+    matrix = sp.csr_matrix(
+        (ratings, (np.repeat(np.arange(N_FAKE), B), cols)), shape=(N_FAKE, data.n_items)
+    )
     return FakeProfiles(matrix, np.array([], dtype=np.int64))
 
 
@@ -248,11 +272,11 @@ def test_mf_attack_raises_the_target_hit_ratio(data, clean):
 
 
 def test_mf_attack_on_implicit_data_gives_implicit_rows_and_improves_its_objective():
-    data = planted(n_users=150, n_items=80, n_factors=3, ratings_per_user=12, rating_scale=None,
-                   random_state=0)
+    data = planted(
+        n_users=150, n_items=80, n_factors=3, ratings_per_user=12, rating_scale=None, random_state=0
+    )
     target = int(np.argsort(np.bincount(data.matrix.indices, minlength=80))[30])
-    fake = make_attack("mf", n_fillers=10, n_iter=15).generate(data, [target], 8,
-                                                               random_state=0)
+    fake = make_attack("mf", n_fillers=10, n_iter=15).generate(data, [target], 8, random_state=0)
     assert np.all(fake.matrix.data == 1.0)
     assert np.all(np.diff(fake.matrix.indptr) == 11)
     assert np.all(fake.matrix[:, target].toarray() == 1.0)
@@ -263,7 +287,8 @@ def test_mf_attack_on_implicit_data_gives_implicit_rows_and_improves_its_objecti
 def test_pga_against_the_nuclear_norm_victim(data):
     victim = NuclearNormMF(lam=8.0, max_rank=20, dtype="float64", random_state=0)
     fake = PGAAttack("availability", n_fillers=B, n_iter=4, inner_iterations=20).generate(
-        data, [], N_FAKE, surrogate=victim, random_state=0)
+        data, [], N_FAKE, surrogate=victim, random_state=0
+    )
     assert fake.info["victim_model"] == "nuclear-norm"
     history = fake.info["utility_history"]
     assert np.all(np.diff(history) > 0)
@@ -279,13 +304,16 @@ def test_hybrid_goal_and_determinism(data):
     assert np.all(first.matrix[:, 7].toarray() == 5.0)
 
 
-@pytest.mark.parametrize(("attack", "targets", "match"), [
-    (PGAAttack("integrity"), [], "target"),
-    (PGAAttack("sideways"), [1], "goal"),
-    (PGAAttack("integrity", weights=[1.0, 2.0]), [1], "weights"),
-    (SGLDAttack(beta=-1.0), [], "beta"),
-    (PGAAttack(n_fillers=500), [], "n_fillers"),
-])
+@pytest.mark.parametrize(
+    ("attack", "targets", "match"),
+    [
+        (PGAAttack("integrity"), [], "target"),
+        (PGAAttack("sideways"), [1], "goal"),
+        (PGAAttack("integrity", weights=[1.0, 2.0]), [1], "weights"),
+        (SGLDAttack(beta=-1.0), [], "beta"),
+        (PGAAttack(n_fillers=500), [], "n_fillers"),
+    ],
+)
 def test_bad_inputs_are_config_errors(tiny_explicit, attack, targets, match):
     with pytest.raises(ConfigError, match=match):
         attack.generate(tiny_explicit, targets, 3, random_state=0)

@@ -39,8 +39,7 @@ def poisoned(split) -> tuple[ALSMF, ALSMF]:
     clean = ALSMF(rank=4, iterations=15, dtype="float64", random_state=0).fit(train)
     fake = sp.csr_matrix(np.tile(np.r_[np.full(10, 5.0), np.zeros(50)], (10, 1)))
     data = train.with_fake_users(FakeProfiles(fake, np.arange(10)))
-    model = ALSMF(rank=4, iterations=15, dtype="float64", n_replicas=2,
-                  random_state=1).fit(data)
+    model = ALSMF(rank=4, iterations=15, dtype="float64", n_replicas=2, random_state=1).fit(data)
     return clean, model
 
 
@@ -109,10 +108,10 @@ def test_integrity_and_hybrid_utilities(poisoned):
     clean, model = poisoned
     before = _dense(clean, np.arange(120))[0]
     after = _dense(model, np.arange(120))
-    change = (after - before).mean(axis=1)                  # [R, items], over normal users
+    change = (after - before).mean(axis=1)  # [R, items], over normal users
     promoted = integrity_utility(clean, model, [0, 1, 2])
     np.testing.assert_allclose(promoted, change[:, :3].mean(axis=1), rtol=1e-10)
-    assert np.all(promoted > 0)                              # the fake users rated 0-9 at 5
+    assert np.all(promoted > 0)  # the fake users rated 0-9 at 5
     weighted = integrity_utility(clean, model, [0, 20], weights=[2.0, -1.0])
     np.testing.assert_allclose(weighted, 2 * change[:, 0] - change[:, 20], rtol=1e-10)
     hybrid = hybrid_utility(clean, model, [0, 20], mu=(1.0, -1.0), weights=[2.0, -1.0])
@@ -126,7 +125,8 @@ def test_ttest_detectability_flags_uniformly_random_fake_users(split):
     rng = np.random.default_rng(0)
     rows = np.repeat(np.arange(20), 12)
     cols = np.concatenate([rng.choice(60, 12, replace=False) for _ in range(20)])
-    fake = sp.csr_matrix((rng.integers(1, 6, len(rows)).astype(float), (rows, cols)),
-                         shape=(20, 60))
+    fake = sp.csr_matrix(
+        (rng.integers(1, 6, len(rows)).astype(float), (rows, cols)), shape=(20, 60)
+    )
     result = ttest_detectability(train.with_fake_users(FakeProfiles(fake, np.array([0]))))
     assert result["p_value"] < 0.05 and result["statistic"] < 0

@@ -26,8 +26,16 @@ from recpoison.detectors.ttest import ttest_detectability
 from recpoison.errors import ConfigError
 from recpoison.victims.base import Recommender
 
-__all__ = ["availability_utility", "evaluate_explicit", "hybrid_utility", "integrity_utility",
-           "pair_predictions", "rmse", "ttest_detectability", "unseen_entries"]
+__all__ = [
+    "availability_utility",
+    "evaluate_explicit",
+    "hybrid_utility",
+    "integrity_utility",
+    "pair_predictions",
+    "rmse",
+    "ttest_detectability",
+    "unseen_entries",
+]
 
 _BATCH = 512
 
@@ -40,8 +48,10 @@ def rmse(model: Recommender, test: Interactions) -> np.ndarray:
     if test.is_implicit:
         raise ConfigError("rmse needs explicit test ratings; the test data is implicit")
     if test.n_items != model.train_.n_items or test.n_users > model.train_.n_users:
-        raise ConfigError(f"test data {test.n_users} x {test.n_items} does not match the "
-                          f"model's {model.train_.n_users} x {model.train_.n_items}")
+        raise ConfigError(
+            f"test data {test.n_users} x {test.n_items} does not match the "
+            f"model's {model.train_.n_users} x {model.train_.n_items}"
+        )
     if test.n_ratings == 0:
         raise ConfigError("rmse: the test data has no ratings")
     entries = test.matrix.tocoo()
@@ -58,8 +68,8 @@ def pair_predictions(model: Recommender, users: np.ndarray, items: np.ndarray) -
     distinct, first = np.unique(users[order], return_index=True)
     bounds = np.append(first, len(order))
     for start in range(0, len(distinct), _BATCH):
-        batch = distinct[start:start + _BATCH]
-        pairs = order[bounds[start]:bounds[min(start + _BATCH, len(distinct))]]
+        batch = distinct[start : start + _BATCH]
+        pairs = order[bounds[start] : bounds[min(start + _BATCH, len(distinct))]]
         rows = np.searchsorted(batch, users[pairs])
         scores = model.score_replicas(batch).double()
         picked = scores[:, torch.as_tensor(rows), torch.as_tensor(items[pairs])]
@@ -67,8 +77,9 @@ def pair_predictions(model: Recommender, users: np.ndarray, items: np.ndarray) -
     return out
 
 
-def unseen_entries(data: Interactions, n: int,
-                   random_state: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def unseen_entries(
+    data: Interactions, n: int, random_state: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
     """Up to ``n`` distinct (user, item) pairs drawn uniformly from the entries the normal users
     of ``data`` have not rated (Ω^C of Li et al. §5), as ``(users, items)``."""
     normal = np.flatnonzero(~data.is_fake)
@@ -86,8 +97,12 @@ def unseen_entries(data: Interactions, n: int,
 def evaluate_explicit(model: Recommender, test: Interactions) -> dict[str, float | list[float]]:
     """RMSE on ``test`` per replica, with mean and standard deviation (``recpoison train``)."""
     per_replica = rmse(model, test)
-    return {"rmse": per_replica.tolist(), "rmse_mean": float(per_replica.mean()),
-            "rmse_std": float(per_replica.std()), "n_test": test.n_ratings}
+    return {
+        "rmse": per_replica.tolist(),
+        "rmse_mean": float(per_replica.mean()),
+        "rmse_std": float(per_replica.std()),
+        "n_test": test.n_ratings,
+    }
 
 
 Batch = tuple[np.ndarray, torch.Tensor, torch.Tensor]
@@ -105,8 +120,10 @@ def _paired_scores(clean: Recommender, poisoned: Recommender) -> Iterator[Batch]
     if len(clean_rows) != len(poisoned_rows) or clean.train_.n_items != poisoned.train_.n_items:
         raise ConfigError("the clean and poisoned models must share their normal users and items")
     if clean.n_replicas not in (1, poisoned.n_replicas):
-        raise ConfigError(f"cannot pair {clean.n_replicas} clean replicas with "
-                          f"{poisoned.n_replicas} poisoned ones")
+        raise ConfigError(
+            f"cannot pair {clean.n_replicas} clean replicas with "
+            f"{poisoned.n_replicas} poisoned ones"
+        )
     for start in range(0, len(clean_rows), _BATCH):
         batch = slice(start, start + _BATCH)
         before = clean.score_replicas(clean_rows[batch]).double()
@@ -128,8 +145,12 @@ def availability_utility(clean: Recommender, poisoned: Recommender) -> np.ndarra
     return np.sqrt(np.asarray(total) / max(count, 1))
 
 
-def integrity_utility(clean: Recommender, poisoned: Recommender, items: Sequence[int] | np.ndarray,
-                      weights: Sequence[float] | None = None) -> np.ndarray:
+def integrity_utility(
+    clean: Recommender,
+    poisoned: Recommender,
+    items: Sequence[int] | np.ndarray,
+    weights: Sequence[float] | None = None,
+) -> np.ndarray:
     """``Σ_j w(j) (mean_i M̂_ij − mean_i M̄_ij)`` over the normal users, per replica ``[R]``.
 
     Eq. (8) per normal user, as a change from the clean model; the default weights ``1/|J0|``
@@ -151,9 +172,14 @@ def integrity_utility(clean: Recommender, poisoned: Recommender, items: Sequence
     return np.asarray(total) / max(count, 1)
 
 
-def hybrid_utility(clean: Recommender, poisoned: Recommender, items: Sequence[int] | np.ndarray,
-                   mu: tuple[float, float] = (1.0, 1.0),
-                   weights: Sequence[float] | None = None) -> np.ndarray:
+def hybrid_utility(
+    clean: Recommender,
+    poisoned: Recommender,
+    items: Sequence[int] | np.ndarray,
+    mu: tuple[float, float] = (1.0, 1.0),
+    weights: Sequence[float] | None = None,
+) -> np.ndarray:
     """``μ1 · availability_utility + μ2 · integrity_utility`` per replica (Eq. 9)."""
-    return (mu[0] * availability_utility(clean, poisoned)
-            + mu[1] * integrity_utility(clean, poisoned, items, weights))
+    return mu[0] * availability_utility(clean, poisoned) + mu[1] * integrity_utility(
+        clean, poisoned, items, weights
+    )

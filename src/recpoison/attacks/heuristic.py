@@ -70,9 +70,7 @@ class ProfileAttack(Attack):
         """``n_fake`` profiles promoting every item of ``targets`` (item indices of ``train``)."""
         start = time.perf_counter()
         targets = self.check_inputs(train, targets, n_fake, surrogate)
-        n_rated = n_rated_items(
-            self.name, train, self.n_fillers, len(targets), self.rate_target
-        )
+        n_rated = n_rated_items(self.name, train, self.n_fillers, len(targets), self.rate_target)
         rng = check_random_state(random_state)
         non_targets = np.setdiff1d(np.arange(train.n_items), targets)
         fillers, ratings, info = self._fillers(train, non_targets, n_fake, n_rated, rng)

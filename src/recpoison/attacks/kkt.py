@@ -54,8 +54,14 @@ class Hessian:
     (torch's CPU gathers are slow).
     """
 
-    def __init__(self, entries: Entries, users: torch.Tensor, items: torch.Tensor,
-                 lambda_u: float, lambda_v: float) -> None:
+    def __init__(
+        self,
+        entries: Entries,
+        users: torch.Tensor,
+        items: torch.Tensor,
+        lambda_u: float,
+        lambda_v: float,
+    ) -> None:
         self.entries, self.transposed = entries, entries.transpose()
         self.users, self.items = users, items
         self.lambda_u, self.lambda_v = lambda_u, lambda_v
@@ -67,10 +73,14 @@ class Hessian:
 
     def __call__(self, direction: Factors) -> Factors:
         p, q = direction
-        h_u = ((self.gram_u @ p[..., None]) + self.entries.row_outer(self.items, q)
-               @ self.users[..., None])[..., 0] - self.residual.matrix_mm(q)
-        h_v = ((self.gram_v @ q[..., None]) + self.transposed.row_outer(self.users, p)
-               @ self.items[..., None])[..., 0] - self.residual_t.matrix_mm(p)
+        h_u = (
+            (self.gram_u @ p[..., None])
+            + self.entries.row_outer(self.items, q) @ self.users[..., None]
+        )[..., 0] - self.residual.matrix_mm(q)
+        h_v = (
+            (self.gram_v @ q[..., None])
+            + self.transposed.row_outer(self.users, p) @ self.items[..., None]
+        )[..., 0] - self.residual_t.matrix_mm(p)
         return 2 * h_u + 2 * self.lambda_u * p, 2 * h_v + 2 * self.lambda_v * q
 
 
@@ -78,24 +88,35 @@ class _BlockPreconditioner:
     """Inverse of the per-row diagonal blocks ``2(λ I + Σ)`` of ``H`` (Li et al. Eq. 12)."""
 
     def __init__(self, hessian: Hessian) -> None:
-        eye = torch.eye(hessian.users.shape[1], dtype=hessian.users.dtype,
-                        device=hessian.users.device)
+        eye = torch.eye(
+            hessian.users.shape[1], dtype=hessian.users.dtype, device=hessian.users.device
+        )
         self.user_factor = torch.linalg.cholesky(2 * (hessian.gram_u + hessian.lambda_u * eye))
         self.item_factor = torch.linalg.cholesky(2 * (hessian.gram_v + hessian.lambda_v * eye))
 
     def __call__(self, vector: Factors) -> Factors:
         r_u, r_v = vector
-        return (torch.cholesky_solve(r_u[..., None], self.user_factor)[..., 0],
-                torch.cholesky_solve(r_v[..., None], self.item_factor)[..., 0])
+        return (
+            torch.cholesky_solve(r_u[..., None], self.user_factor)[..., 0],
+            torch.cholesky_solve(r_v[..., None], self.item_factor)[..., 0],
+        )
 
 
 def _dot(a: Factors, b: Factors) -> torch.Tensor:
     return (a[0] * b[0]).sum() + (a[1] * b[1]).sum()
 
 
-def solve_hessian(entries: Entries, users: torch.Tensor, items: torch.Tensor, lambda_u: float,
-                  lambda_v: float, rhs: Factors, method: Method = "cg", max_iter: int = 50,
-                  tol: float = 1e-6) -> tuple[Factors, float]:
+def solve_hessian(
+    entries: Entries,
+    users: torch.Tensor,
+    items: torch.Tensor,
+    lambda_u: float,
+    lambda_v: float,
+    rhs: Factors,
+    method: Method = "cg",
+    max_iter: int = 50,
+    tol: float = 1e-6,
+) -> tuple[Factors, float]:
     """``z = H⁻¹ rhs`` by preconditioned CG (``"cg"``) or the block-diagonal closed form.
 
     Also returns CG's final relative residual ``‖rhs − Hz‖ / ‖rhs‖`` (NaN for ``"block"``); a
@@ -137,10 +158,19 @@ def solve_hessian(entries: Entries, users: torch.Tensor, items: torch.Tensor, la
     return best, best_relative
 
 
-def implicit_gradient(entries: Entries, users: torch.Tensor, items: torch.Tensor,
-                      lambda_u: float, lambda_v: float, grad_theta: Factors,
-                      rows: torch.Tensor, cols: torch.Tensor, method: Method = "cg",
-                      max_iter: int = 50, tol: float = 1e-2) -> tuple[torch.Tensor, float]:
+def implicit_gradient(
+    entries: Entries,
+    users: torch.Tensor,
+    items: torch.Tensor,
+    lambda_u: float,
+    lambda_v: float,
+    grad_theta: Factors,
+    rows: torch.Tensor,
+    cols: torch.Tensor,
+    method: Method = "cg",
+    max_iter: int = 50,
+    tol: float = 1e-2,
+) -> tuple[torch.Tensor, float]:
     """``dR/dM̃`` at the entries ``(rows, cols)`` of the (stacked) training matrix.
 
     ``grad_theta = (∂R/∂U, ∂R/∂V)`` is the utility's gradient at the victim's solution
@@ -148,15 +178,17 @@ def implicit_gradient(entries: Entries, users: torch.Tensor, items: torch.Tensor
     default is ample for an ascent direction (on planted data PGA's final utility is the same
     to 0.2 % with 1e-4, 1e-2 and 1e-1). The residual reached is returned too.
     """
-    (z_u, z_v), residual = solve_hessian(entries, users, items, lambda_u, lambda_v, grad_theta,
-                                         method, max_iter, tol)
+    (z_u, z_v), residual = solve_hessian(
+        entries, users, items, lambda_u, lambda_v, grad_theta, method, max_iter, tol
+    )
     gradient = 2 * ((z_u[rows] * items[cols]).sum(1) + (z_v[cols] * users[rows]).sum(1))
     return gradient, residual
 
 
 # -- attacker utilities (Li et al. §3) and their gradients with respect to θ -------------------
-def availability_objective(users: torch.Tensor, items: torch.Tensor, clean: Factors,
-                         normal: Entries) -> tuple[float, Factors]:
+def availability_objective(
+    users: torch.Tensor, items: torch.Tensor, clean: Factors, normal: Entries
+) -> tuple[float, Factors]:
     """``R^av = ‖R_{Ω^C}(M̂ − M̄)‖²_F`` (Eq. 7) over the normal users and its gradient.
 
     ``M̂ = UVᵀ`` (first ``normal.shape[0]`` rows of ``users``), ``M̄ = ŪV̄ᵀ`` the clean model's
@@ -167,22 +199,36 @@ def availability_objective(users: torch.Tensor, items: torch.Tensor, clean: Fact
     m = normal.shape[0]
     u, (cu, cv) = users[:m], clean
     gram_v, cross_v = items.T @ items, cv.T @ items
-    full = ((u.T @ u) * gram_v).sum() - 2 * ((u.T @ cu) * cross_v.T).sum() \
+    full = (
+        ((u.T @ u) * gram_v).sum()
+        - 2 * ((u.T @ cu) * cross_v.T).sum()
         + ((cu.T @ cu) * (cv.T @ cv)).sum()
+    )
     rows, cols = normal.rows, normal.cols
     diff = (u[rows] * items[cols]).sum(1) - (cu[rows] * cv[cols]).sum(1)
     value = full - diff.square().sum()
     grad_u = torch.zeros_like(users)
-    grad_u[:m] = 2 * (u @ gram_v - cu @ cross_v
-                      - torch.zeros_like(u).index_add_(0, rows, diff[:, None] * items[cols]))
-    grad_v = 2 * (items @ (u.T @ u) - cv @ (cu.T @ u)
-                  - torch.zeros_like(items).index_add_(0, cols, diff[:, None] * u[rows]))
+    grad_u[:m] = 2 * (
+        u @ gram_v
+        - cu @ cross_v
+        - torch.zeros_like(u).index_add_(0, rows, diff[:, None] * items[cols])
+    )
+    grad_v = 2 * (
+        items @ (u.T @ u)
+        - cv @ (cu.T @ u)
+        - torch.zeros_like(items).index_add_(0, cols, diff[:, None] * u[rows])
+    )
     return float(value), (grad_u, grad_v)
 
 
-def integrity_objective(users: torch.Tensor, items: torch.Tensor, n_normal: int,
-                      targets: torch.Tensor, weights: torch.Tensor,
-                      offset: float) -> tuple[float, Factors]:
+def integrity_objective(
+    users: torch.Tensor,
+    items: torch.Tensor,
+    n_normal: int,
+    targets: torch.Tensor,
+    weights: torch.Tensor,
+    offset: float,
+) -> tuple[float, Factors]:
     """``R^in = Σ_{i normal} Σ_{j∈J0} w(j) M̂_ij`` (Eq. 8), ``M̂ = offset + UVᵀ``; and gradient."""
     u = users[:n_normal]
     user_sum = u.sum(0)

@@ -64,14 +64,22 @@ class _ALSProblem:
 
     kind = "als-mf"
 
-    def __init__(self, rank: int, lambda_u: float, lambda_v: float, n_items: int, seed: int,
-                 device: torch.device) -> None:
+    def __init__(
+        self,
+        rank: int,
+        lambda_u: float,
+        lambda_v: float,
+        n_items: int,
+        seed: int,
+        device: torch.device,
+    ) -> None:
         self.lambda_u, self.lambda_v = lambda_u, lambda_v
         self.items = initial_items(n_items, rank, seed, DTYPE, device)[None]
 
     def solve(self, entries: Entries, iterations: int) -> Factors:
-        users, self.items, _ = als(entries, self.items, self.lambda_u, self.lambda_v, iterations,
-                                  record=False)
+        users, self.items, _ = als(
+            entries, self.items, self.lambda_u, self.lambda_v, iterations, record=False
+        )
         return users[0], self.items[0]
 
 
@@ -80,11 +88,15 @@ class _NuclearProblem:
 
     kind = "nuclear-norm"
 
-    def __init__(self, lam: float, max_rank: int, oversampling: int, power_iterations: int,
-                 seed: int) -> None:
+    def __init__(
+        self, lam: float, max_rank: int, oversampling: int, power_iterations: int, seed: int
+    ) -> None:
         self.lambda_u = self.lambda_v = lam
-        self.max_rank, self.oversampling, self.power_iterations = (max_rank, oversampling,
-                                                                   power_iterations)
+        self.max_rank, self.oversampling, self.power_iterations = (
+            max_rank,
+            oversampling,
+            power_iterations,
+        )
         self.gen = torch.Generator().manual_seed(seed)
         self.factors: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
 
@@ -93,16 +105,33 @@ class _NuclearProblem:
         if init is not None and init[0].shape[0] < entries.shape[0]:
             extra = entries.shape[0] - init[0].shape[0]
             init = (torch.nn.functional.pad(init[0], (0, 0, 0, extra)), init[1], init[2])
-        self.factors, _ = soft_impute(entries, self.lambda_u, self.max_rank, iterations, 0.0,
-                                      self.gen, init, self.oversampling, self.power_iterations)
+        self.factors, _ = soft_impute(
+            entries,
+            self.lambda_u,
+            self.max_rank,
+            iterations,
+            0.0,
+            self.gen,
+            init,
+            self.oversampling,
+            self.power_iterations,
+        )
         _, s, v = self.factors
         if s.numel() == 0:
-            raise ConfigError(f"the nuclear-norm model of these data has rank 0 (lam = "
-                              f"{self.lambda_u} thresholds every singular value); lower lam")
+            raise ConfigError(
+                f"the nuclear-norm model of these data has rank 0 (lam = "
+                f"{self.lambda_u} thresholds every singular value); lower lam"
+            )
         # A few exact ALS sweeps on the equivalent factored problem (see kkt) make the point
         # stationary up to round-off, so its Hessian is the one the implicit gradient needs.
-        users, items, _ = als(entries, (v * s.sqrt())[None], self.lambda_u, self.lambda_v,
-                              _POLISH_SWEEPS, record=False)
+        users, items, _ = als(
+            entries,
+            (v * s.sqrt())[None],
+            self.lambda_u,
+            self.lambda_v,
+            _POLISH_SWEEPS,
+            record=False,
+        )
         return users[0], items[0]
 
 
@@ -114,12 +143,24 @@ class _FactorizationAttack(Attack):
     #: Sampled unobserved entries per interaction when the data is implicit (MF attack only).
     negatives: int = 0
 
-    def __init__(self, goal: Goal = "availability", *, n_fillers: int = 30,
-                 weights: Sequence[float] | None = None, mu: tuple[float, float] = (1.0, 1.0),
-                 n_iter: int = 30, step_size: float = 0.2, rank: int = 10,
-                 lambda_u: float = 10.0, lambda_v: float = 10.0, fit_iterations: int = 50,
-                 inner_iterations: int = 10, gradient: Method = "cg", cg_iterations: int = 20,
-                 device: str = "auto") -> None:
+    def __init__(
+        self,
+        goal: Goal = "availability",
+        *,
+        n_fillers: int = 30,
+        weights: Sequence[float] | None = None,
+        mu: tuple[float, float] = (1.0, 1.0),
+        n_iter: int = 30,
+        step_size: float = 0.2,
+        rank: int = 10,
+        lambda_u: float = 10.0,
+        lambda_v: float = 10.0,
+        fit_iterations: int = 50,
+        inner_iterations: int = 10,
+        gradient: Method = "cg",
+        cg_iterations: int = 20,
+        device: str = "auto",
+    ) -> None:
         super().__init__(n_fillers=n_fillers)
         self.goal = goal
         self.weights = weights
@@ -145,35 +186,51 @@ class _FactorizationAttack(Attack):
         low, high = run.box
         return torch.as_tensor(rng.uniform(low, high, run.n_free), dtype=DTYPE, device=run.device)
 
-    def _step(self, run: _Run, values: torch.Tensor, grad: torch.Tensor, t: int,
-              gen: torch.Generator) -> torch.Tensor:
+    def _step(
+        self, run: _Run, values: torch.Tensor, grad: torch.Tensor, t: int, gen: torch.Generator
+    ) -> torch.Tensor:
         """Eq. (10): ``Proj(M̃ + s_t ∇R)`` with ``s_t = step_size · Λ / ‖∇R‖_max``."""
         scale = grad.abs().max()
         if scale > 0:
             values = values + self.step_size * run.half_range / scale * grad
         return values.clamp(*run.box)
 
-    def _problem(self, surrogate: Recommender | None, n_items: int,
-                 seed: int) -> tuple[_ALSProblem | _NuclearProblem, Center]:
+    def _problem(
+        self, surrogate: Recommender | None, n_items: int, seed: int
+    ) -> tuple[_ALSProblem | _NuclearProblem, Center]:
         """The victim model to optimise against, and its rating centering."""
         device = resolve_device(self.device)
         if isinstance(surrogate, NuclearNormMF):
-            return _NuclearProblem(surrogate.lam, surrogate.max_rank, surrogate.oversampling,
-                                   surrogate.power_iterations, seed), surrogate.center
+            return _NuclearProblem(
+                surrogate.lam,
+                surrogate.max_rank,
+                surrogate.oversampling,
+                surrogate.power_iterations,
+                seed,
+            ), surrogate.center
         if isinstance(surrogate, ALSMF):
-            return _ALSProblem(surrogate.rank, surrogate.lambda_u, surrogate.lambda_v, n_items,
-                               seed, device), surrogate.center
+            return _ALSProblem(
+                surrogate.rank, surrogate.lambda_u, surrogate.lambda_v, n_items, seed, device
+            ), surrogate.center
         if surrogate is not None:
-            logger.warning("%s: surrogate %s is not a factorization model; optimising against "
-                           "an ALS model with this attack's rank/lambda instead (transfer)",
-                           self.name, type(surrogate).__name__)
-        return _ALSProblem(self.rank, self.lambda_u, self.lambda_v, n_items, seed,
-                           device), "scale"
+            logger.warning(
+                "%s: surrogate %s is not a factorization model; optimising against "
+                "an ALS model with this attack's rank/lambda instead (transfer)",
+                self.name,
+                type(surrogate).__name__,
+            )
+        return _ALSProblem(self.rank, self.lambda_u, self.lambda_v, n_items, seed, device), "scale"
 
     # -- entry point ---------------------------------------------------------------------------
-    def generate(self, train: Interactions, targets: np.ndarray, n_fake: int, *,
-                 surrogate: Recommender | None = None,
-                 random_state: RandomState = None) -> FakeProfiles:
+    def generate(
+        self,
+        train: Interactions,
+        targets: np.ndarray,
+        n_fake: int,
+        *,
+        surrogate: Recommender | None = None,
+        random_state: RandomState = None,
+    ) -> FakeProfiles:
         """Optimise ``n_fake`` fake users for the goal; ``targets`` may be empty for availability.
 
         ``surrogate`` (optional) is the victim model the attacker knows (white box, Li §3):
@@ -192,58 +249,91 @@ class _FactorizationAttack(Attack):
         gen = torch.Generator().manual_seed(derive_seed(rng))
         history, residuals = [], []
         for t in range(self.n_iter + 1):
-            users, items = run.solve(values, self.fit_iterations if t == 0 else
-                                     self.inner_iterations)
+            users, items = run.solve(
+                values, self.fit_iterations if t == 0 else self.inner_iterations
+            )
             value, grad_theta = run.utility(users, items)
             history.append(value)
             if t == self.n_iter:
                 break
             grad, residual = implicit_gradient(
-                run.entries(values), users, items, problem.lambda_u, problem.lambda_v,
-                grad_theta, run.free_rows, run.free_cols, self.gradient, self.cg_iterations)
+                run.entries(values),
+                users,
+                items,
+                problem.lambda_u,
+                problem.lambda_v,
+                grad_theta,
+                run.free_rows,
+                run.free_cols,
+                self.gradient,
+                self.cg_iterations,
+            )
             residuals.append(residual)
             values = self._step(run, values, grad, t, gen)
             logger.debug("%s iteration %d: utility %.6g", self.name, t, value)
         matrix = run.project(values)
         users, items = run.solve_profiles(matrix, self.fit_iterations)
         info: dict[str, Any] = {
-            "goal": run.goal, "victim_model": problem.kind, "gradient": self.gradient,
-            "n_iter": self.n_iter, "utility_history": history, "utility_initial": history[0],
-            "utility_final": history[-1], "utility_projected": run.utility(users, items)[0],
+            "goal": run.goal,
+            "victim_model": problem.kind,
+            "gradient": self.gradient,
+            "n_iter": self.n_iter,
+            "utility_history": history,
+            "utility_initial": history[0],
+            "utility_final": history[-1],
+            "utility_projected": run.utility(users, items)[0],
             "cg_residual_max": max(residuals, default=float("nan")),
             "seconds": time.perf_counter() - started,
         }
-        logger.info("%s (%s): utility %.4g -> %.4g (projected %.4g)", self.name, run.goal,
-                    history[0], history[-1], info["utility_projected"])
+        logger.info(
+            "%s (%s): utility %.4g -> %.4g (projected %.4g)",
+            self.name,
+            run.goal,
+            history[0],
+            history[-1],
+            info["utility_projected"],
+        )
         return FakeProfiles(matrix, targets, info)
 
-    def _validate(self, train: Interactions, targets: np.ndarray, n_fake: int,
-                  surrogate: Recommender | None) -> np.ndarray:
+    def _validate(
+        self, train: Interactions, targets: np.ndarray, n_fake: int, surrogate: Recommender | None
+    ) -> np.ndarray:
         if self.goal not in ("availability", "integrity", "hybrid"):
-            raise ConfigError(f"{self.name}: goal must be 'availability', 'integrity' or "
-                              f"'hybrid', not {self.goal!r}")
+            raise ConfigError(
+                f"{self.name}: goal must be 'availability', 'integrity' or "
+                f"'hybrid', not {self.goal!r}"
+            )
         if self.n_iter < 0 or self.step_size <= 0 or self.n_fillers < 1:
             raise ConfigError(f"{self.name}: need n_iter >= 0, step_size > 0, n_fillers >= 1")
         if self.gradient not in ("cg", "block"):
-            raise ConfigError(f"{self.name}: gradient must be 'cg' or 'block', "
-                              f"not {self.gradient!r}")
+            raise ConfigError(
+                f"{self.name}: gradient must be 'cg' or 'block', not {self.gradient!r}"
+            )
         targets = np.atleast_1d(np.asarray(targets, dtype=np.int64))
         if len(targets) == 0 and self.goal == "availability":
             # Attack.check_inputs demands a target; an availability attack (Eq. 7) has none.
             return self.check_inputs(train, np.zeros(1, np.int64), n_fake, surrogate)[:0]
         targets = np.unique(self.check_inputs(train, targets, n_fake, surrogate))
         if self.weights is not None and len(self.weights) != len(targets):
-            raise ConfigError(f"{self.name}: {len(self.weights)} weights for {len(targets)} "
-                              "distinct targets")
+            raise ConfigError(
+                f"{self.name}: {len(self.weights)} weights for {len(targets)} distinct targets"
+            )
         return targets
 
 
 class _Run:
     """One ``generate`` call: the attacker's data, the fake entries' layout and the utility."""
 
-    def __init__(self, attack: _FactorizationAttack, train: Interactions, targets: np.ndarray,
-                 n_fake: int, problem: _ALSProblem | _NuclearProblem, center: Center,
-                 rng: np.random.Generator) -> None:
+    def __init__(
+        self,
+        attack: _FactorizationAttack,
+        train: Interactions,
+        targets: np.ndarray,
+        n_fake: int,
+        problem: _ALSProblem | _NuclearProblem,
+        center: Center,
+        rng: np.random.Generator,
+    ) -> None:
         self.attack, self.problem, self.n_fake = attack, problem, n_fake
         self.device = resolve_device(attack.device)
         self.implicit = train.is_implicit
@@ -258,11 +348,14 @@ class _Run:
         self.n_items = train.n_items
         uses_targets = self.goal != "availability"
         self.targets = targets if uses_targets else targets[:0]
-        weights = (np.asarray(attack.weights, dtype=float) if attack.weights is not None
-                   else np.full(len(self.targets), 2.0))  # w(j0) = 2 in Li et al. §5
+        weights = (
+            np.asarray(attack.weights, dtype=float)
+            if attack.weights is not None
+            else np.full(len(self.targets), 2.0)
+        )  # w(j0) = 2 in Li et al. §5
         self.weights = torch.as_tensor(weights, dtype=DTYPE, device=self.device)
         self.prior: tuple[torch.Tensor, torch.Tensor]  # SGLD: (ξ_j, σ_j²) of the free entries
-        self.utility_scale = 1.0                        # SGLD: R's scale, set at the first step
+        self.utility_scale = 1.0  # SGLD: R's scale, set at the first step
         self._layout(rng)
         self.clean = problem.solve(self.normal, attack.fit_iterations)
 
@@ -278,10 +371,12 @@ class _Run:
         rows = np.concatenate([users, pairs[0]])
         cols = np.concatenate([items, pairs[1]])
         vals = np.concatenate([np.full(len(users), 1.0), np.zeros(pairs.shape[1])]) - self.offset
-        return Entries(torch.as_tensor(rows, device=self.device),
-                       torch.as_tensor(cols, device=self.device),
-                       torch.as_tensor(vals, dtype=DTYPE, device=self.device),
-                       (train.n_users, train.n_items))
+        return Entries(
+            torch.as_tensor(rows, device=self.device),
+            torch.as_tensor(cols, device=self.device),
+            torch.as_tensor(vals, dtype=DTYPE, device=self.device),
+            (train.n_users, train.n_items),
+        )
 
     def _layout(self, rng: np.random.Generator) -> None:
         """Which entries of the fake rows are observed: free ones, then the fixed targets."""
@@ -295,23 +390,26 @@ class _Run:
             keys = rng.random((m_fake, n))
             keys[:, self.targets] = np.inf
             cols = np.argpartition(keys, self.attack.n_fillers - 1, axis=1)
-            cols = cols[:, :self.attack.n_fillers].ravel()
+            cols = cols[:, : self.attack.n_fillers].ravel()
             rows = np.repeat(np.arange(m_fake), self.attack.n_fillers)
         self.n_free = len(rows)
         target_rows = np.repeat(np.arange(m_fake), len(self.targets))
         target_cols = np.tile(self.targets, m_fake)
         bound = np.where(self.weights.cpu().numpy() >= 0, self.box[1], self.box[0])
-        self.fixed_values = torch.as_tensor(np.tile(bound, m_fake), dtype=DTYPE,
-                                            device=self.device)
+        self.fixed_values = torch.as_tensor(np.tile(bound, m_fake), dtype=DTYPE, device=self.device)
         self.rows = torch.as_tensor(np.concatenate([rows, target_rows]), device=self.device)
         self.cols = torch.as_tensor(np.concatenate([cols, target_cols]), device=self.device)
-        self.free_rows = self.rows[:self.n_free] + self.normal.shape[0]
-        self.free_cols = self.cols[:self.n_free]
+        self.free_rows = self.rows[: self.n_free] + self.normal.shape[0]
+        self.free_cols = self.cols[: self.n_free]
 
     def entries(self, values: torch.Tensor) -> Entries:
         """Normal users' entries stacked over the fake users' (free values, then targets)."""
-        fake = Entries(self.rows, self.cols, torch.cat([values, self.fixed_values]),
-                       (self.n_fake, self.n_items))
+        fake = Entries(
+            self.rows,
+            self.cols,
+            torch.cat([values, self.fixed_values]),
+            (self.n_fake, self.n_items),
+        )
         return self.normal.stack(fake)
 
     def solve(self, values: torch.Tensor, iterations: int) -> Factors:
@@ -327,8 +425,9 @@ class _Run:
             return integrity_objective(users, items, n_normal, targets, self.weights, self.offset)
         mu_av, mu_in = self.attack.mu
         av, (au, ai) = availability_objective(users, items, self.clean, self.normal)
-        it, (iu, ii) = integrity_objective(users, items, n_normal, targets, self.weights,
-                                         self.offset)
+        it, (iu, ii) = integrity_objective(
+            users, items, n_normal, targets, self.weights, self.offset
+        )
         return mu_av * av + mu_in * it, (mu_av * au + mu_in * iu, mu_av * ai + mu_in * ii)
 
     def project(self, values: torch.Tensor) -> sp.csr_matrix:
@@ -340,22 +439,27 @@ class _Run:
         the data (implicit: 1). Targets keep their bound rating.
         """
         vals = values.cpu().numpy()
-        rows, cols = self.rows[:self.n_free].cpu().numpy(), self.cols[:self.n_free].cpu().numpy()
+        rows, cols = self.rows[: self.n_free].cpu().numpy(), self.cols[: self.n_free].cpu().numpy()
         chosen = np.ones(len(vals), dtype=bool)
         if self.dense:
             middle = (self.box[0] + self.box[1]) / 2.0
             score = (vals if self.implicit else np.abs(vals - middle)).reshape(self.n_fake, -1)
             top = np.argpartition(-score, self.attack.n_fillers - 1, axis=1)
             chosen = np.zeros(score.shape, dtype=bool)
-            np.put_along_axis(chosen, top[:, :self.attack.n_fillers], True, axis=1)
+            np.put_along_axis(chosen, top[:, : self.attack.n_fillers], True, axis=1)
             chosen = chosen.ravel()
         ratings = self._snap(vals[chosen] + self.offset)
         targets = self._snap(self.fixed_values.cpu().numpy() + self.offset)
         return sp.csr_matrix(
-            (np.concatenate([ratings, targets]),
-             (np.concatenate([rows[chosen], self.rows[self.n_free:].cpu().numpy()]),
-              np.concatenate([cols[chosen], self.cols[self.n_free:].cpu().numpy()]))),
-            shape=(self.n_fake, self.n_items))
+            (
+                np.concatenate([ratings, targets]),
+                (
+                    np.concatenate([rows[chosen], self.rows[self.n_free :].cpu().numpy()]),
+                    np.concatenate([cols[chosen], self.cols[self.n_free :].cpu().numpy()]),
+                ),
+            ),
+            shape=(self.n_fake, self.n_items),
+        )
 
     def _snap(self, ratings: np.ndarray) -> np.ndarray:
         if self.implicit:
@@ -366,10 +470,12 @@ class _Run:
     def solve_profiles(self, matrix: sp.csr_matrix, iterations: int) -> Factors:
         """Retrain the victim on the normal users plus the projected fake ``matrix``."""
         fake = sp.coo_matrix(matrix)
-        entries = Entries(torch.as_tensor(fake.row.astype(np.int64), device=self.device),
-                          torch.as_tensor(fake.col.astype(np.int64), device=self.device),
-                          torch.as_tensor(fake.data - self.offset, dtype=DTYPE,
-                                          device=self.device), matrix.shape)
+        entries = Entries(
+            torch.as_tensor(fake.row.astype(np.int64), device=self.device),
+            torch.as_tensor(fake.col.astype(np.int64), device=self.device),
+            torch.as_tensor(fake.data - self.offset, dtype=DTYPE, device=self.device),
+            matrix.shape,
+        )
         return self.problem.solve(self.normal.stack(entries), iterations)
 
 
@@ -426,17 +532,42 @@ class SGLDAttack(_FactorizationAttack):
 
     name = "sgld"
 
-    def __init__(self, goal: Goal = "availability", *, beta: float = 0.6,
-                 preconditioned: bool = True, n_fillers: int = 30,
-                 weights: Sequence[float] | None = None, mu: tuple[float, float] = (1.0, 1.0),
-                 n_iter: int = 30, step_size: float = 0.1, rank: int = 10,
-                 lambda_u: float = 10.0, lambda_v: float = 10.0, fit_iterations: int = 50,
-                 inner_iterations: int = 10, gradient: Method = "cg", cg_iterations: int = 20,
-                 device: str = "auto") -> None:
-        super().__init__(goal, n_fillers=n_fillers, weights=weights, mu=mu, n_iter=n_iter,
-                         step_size=step_size, rank=rank, lambda_u=lambda_u, lambda_v=lambda_v,
-                         fit_iterations=fit_iterations, inner_iterations=inner_iterations,
-                         gradient=gradient, cg_iterations=cg_iterations, device=device)
+    def __init__(
+        self,
+        goal: Goal = "availability",
+        *,
+        beta: float = 0.6,
+        preconditioned: bool = True,
+        n_fillers: int = 30,
+        weights: Sequence[float] | None = None,
+        mu: tuple[float, float] = (1.0, 1.0),
+        n_iter: int = 30,
+        step_size: float = 0.1,
+        rank: int = 10,
+        lambda_u: float = 10.0,
+        lambda_v: float = 10.0,
+        fit_iterations: int = 50,
+        inner_iterations: int = 10,
+        gradient: Method = "cg",
+        cg_iterations: int = 20,
+        device: str = "auto",
+    ) -> None:
+        super().__init__(
+            goal,
+            n_fillers=n_fillers,
+            weights=weights,
+            mu=mu,
+            n_iter=n_iter,
+            step_size=step_size,
+            rank=rank,
+            lambda_u=lambda_u,
+            lambda_v=lambda_v,
+            fit_iterations=fit_iterations,
+            inner_iterations=inner_iterations,
+            gradient=gradient,
+            cg_iterations=cg_iterations,
+            device=device,
+        )
         self.beta = beta
         self.preconditioned = preconditioned
 
@@ -456,8 +587,9 @@ class SGLDAttack(_FactorizationAttack):
         noise = torch.as_tensor(rng.standard_normal(run.n_free), dtype=DTYPE, device=run.device)
         return (run.prior[0] + run.prior[1].sqrt() * noise).clamp(*run.box)
 
-    def _step(self, run: _Run, values: torch.Tensor, grad: torch.Tensor, t: int,
-              gen: torch.Generator) -> torch.Tensor:
+    def _step(
+        self, run: _Run, values: torch.Tensor, grad: torch.Tensor, t: int, gen: torch.Generator
+    ) -> torch.Tensor:
         """Eq. (17) (per-item step ``s σ_j²`` when ``preconditioned``), then the box."""
         mean, variance = run.prior
         if t == 0:  # R's scale: its gradient's RMS at the start equals the log-prior's
@@ -474,8 +606,9 @@ class SGLDAttack(_FactorizationAttack):
             values = values + s / 2 * drift + s**0.5 * noise
         return values.clamp(*run.box)
 
-    def _validate(self, train: Interactions, targets: np.ndarray, n_fake: int,
-                  surrogate: Recommender | None) -> np.ndarray:
+    def _validate(
+        self, train: Interactions, targets: np.ndarray, n_fake: int, surrogate: Recommender | None
+    ) -> np.ndarray:
         if self.beta < 0:
             raise ConfigError(f"{self.name}: beta must be >= 0, got {self.beta}")
         return super()._validate(train, targets, n_fake, surrogate)
@@ -498,19 +631,42 @@ class MFAttack(PGAAttack):
     name = "mf"
     requires: ClassVar[frozenset[str]] = frozenset()
 
-    def __init__(self, *, n_fillers: int = 30, n_iter: int = 30, step_size: float = 0.2,
-                 rank: int = 10, lambda_u: float = 10.0, lambda_v: float = 10.0,
-                 fit_iterations: int = 50, inner_iterations: int = 10, gradient: Method = "cg",
-                 cg_iterations: int = 20, negatives: int = 4, device: str = "auto") -> None:
-        super().__init__("integrity", n_fillers=n_fillers, n_iter=n_iter, step_size=step_size,
-                         rank=rank, lambda_u=lambda_u, lambda_v=lambda_v,
-                         fit_iterations=fit_iterations, inner_iterations=inner_iterations,
-                         gradient=gradient, cg_iterations=cg_iterations, device=device)
+    def __init__(
+        self,
+        *,
+        n_fillers: int = 30,
+        n_iter: int = 30,
+        step_size: float = 0.2,
+        rank: int = 10,
+        lambda_u: float = 10.0,
+        lambda_v: float = 10.0,
+        fit_iterations: int = 50,
+        inner_iterations: int = 10,
+        gradient: Method = "cg",
+        cg_iterations: int = 20,
+        negatives: int = 4,
+        device: str = "auto",
+    ) -> None:
+        super().__init__(
+            "integrity",
+            n_fillers=n_fillers,
+            n_iter=n_iter,
+            step_size=step_size,
+            rank=rank,
+            lambda_u=lambda_u,
+            lambda_v=lambda_v,
+            fit_iterations=fit_iterations,
+            inner_iterations=inner_iterations,
+            gradient=gradient,
+            cg_iterations=cg_iterations,
+            device=device,
+        )
         self.negatives = negatives
 
     def _dense(self, train: Interactions) -> bool:
         return train.is_implicit
 
-    def _problem(self, surrogate: Recommender | None, n_items: int,
-                 seed: int) -> tuple[_ALSProblem | _NuclearProblem, Center]:
+    def _problem(
+        self, surrogate: Recommender | None, n_items: int, seed: int
+    ) -> tuple[_ALSProblem | _NuclearProblem, Center]:
         return super()._problem(None, n_items, seed)

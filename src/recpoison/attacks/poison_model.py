@@ -220,9 +220,7 @@ class PoisonModelAttack(Attack):
         start = time.perf_counter()
         targets = self.check_inputs(train, targets, n_fake, surrogate)
         self._check_params(surrogate)
-        n_rated = n_rated_items(
-            self.name, train, self.n_fillers, len(targets), self.rate_target
-        )
+        n_rated = n_rated_items(self.name, train, self.n_fillers, len(targets), self.rate_target)
         rng = check_random_state(random_state)
         view = train
         if not train.is_implicit and "explicit" not in surrogate.capabilities:

@@ -38,8 +38,10 @@ def read_poisoned_csv(path: Path) -> tuple[Interactions, bool]:
     bad = ~flag.isin(_TRUE | _FALSE)
     if bad.any():
         row = int(np.flatnonzero(bad.to_numpy())[0])
-        raise DataError(f"{path}, line {row + 2}: is_fake must be true/false or 1/0, "
-                        f"got {frame['is_fake'].iloc[row]!r}")
+        raise DataError(
+            f"{path}, line {row + 2}: is_fake must be true/false or 1/0, "
+            f"got {frame['is_fake'].iloc[row]!r}"
+        )
     users = frame["user"].str.strip()
     if np.issubdtype(data.user_ids.dtype, np.integer):  # the loader made the ids integers
         users = pd.to_numeric(users).astype(np.int64)
@@ -58,26 +60,46 @@ def _number(value: float) -> float | None:
 
 @app.command("detect")
 def detect(
-    poisoned_file: Annotated[Path, typer.Argument(
-        help="Poisoned ratings CSV (user,item,rating[,timestamp][,is_fake]), e.g. from "
-             "`recpoison attack --out`.")],
+    poisoned_file: Annotated[
+        Path,
+        typer.Argument(
+            help="Poisoned ratings CSV (user,item,rating[,timestamp][,is_fake]), e.g. from "
+            "`recpoison attack --out`."
+        ),
+    ],
     detector: Annotated[str, typer.Option(help="svm-tia, svm-features or ttest.")] = "svm-tia",
-    train_attack: Annotated[str, typer.Option(
-        help="Attack that generates the detector's training fake users.")] = "random",
-    train_fake: Annotated[int | None, typer.Option(
-        help="Training fake users (as many normal users are sampled); default "
-             "min(300, normal users).")] = None,
-    train_fillers: Annotated[int | None, typer.Option(
-        help="Filler items per training fake user (default: the median number of ratings per "
-             "user in the file, minus 1 for the target).")] = None,
-    param: Annotated[list[str] | None, typer.Option(
-        "--param", help="Detector parameter key=value, e.g. tau=5 (repeatable).")] = None,
-    assumed_size: Annotated[float, typer.Option(
-        help="Without an is_fake column: the attack size (fraction of users) assumed when "
-             "featurizing training fake users.")] = 0.01,
+    train_attack: Annotated[
+        str, typer.Option(help="Attack that generates the detector's training fake users.")
+    ] = "random",
+    train_fake: Annotated[
+        int | None,
+        typer.Option(
+            help="Training fake users (as many normal users are sampled); default "
+            "min(300, normal users)."
+        ),
+    ] = None,
+    train_fillers: Annotated[
+        int | None,
+        typer.Option(
+            help="Filler items per training fake user (default: the median number of ratings per "
+            "user in the file, minus 1 for the target)."
+        ),
+    ] = None,
+    param: Annotated[
+        list[str] | None,
+        typer.Option("--param", help="Detector parameter key=value, e.g. tau=5 (repeatable)."),
+    ] = None,
+    assumed_size: Annotated[
+        float,
+        typer.Option(
+            help="Without an is_fake column: the attack size (fraction of users) assumed when "
+            "featurizing training fake users."
+        ),
+    ] = 0.01,
     seed: Annotated[int, typer.Option(help="Seed of the training set and the detector.")] = 0,
-    out: Annotated[Path | None, typer.Option(
-        help="Write the dataset without the flagged users to this CSV.")] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Write the dataset without the flagged users to this CSV.")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Train DETECTOR leak-free and flag the fake users of POISONED_FILE.
@@ -109,23 +131,41 @@ def detect(
     attack = make_attack(train_attack, n_fillers=train_fillers)
     no_targets = np.empty(0, dtype=np.int64)  # the evaluated targets are not in the file
     if fake_known:
-        result = evaluate_detector(detector, params, data.real_users(), data, attack,
-                                   data.n_fake, no_targets, n_train_fake=train_fake,
-                                   random_state=seed)
+        result = evaluate_detector(
+            detector,
+            params,
+            data.real_users(),
+            data,
+            attack,
+            data.n_fake,
+            no_targets,
+            n_train_fake=train_fake,
+            random_state=seed,
+        )
         flagged, fpr, fnr = result.flagged, result.fpr, result.fnr
     else:
         if not 0 < assumed_size < 1:
             raise ConfigError(f"--assumed-size must be a fraction in (0, 1), got {assumed_size}")
-        training = build_training_set(data, attack, no_targets, n_train_fake=train_fake,
-                                      group_size=max(1, round(assumed_size * data.n_users)),
-                                      random_state=seed)
+        training = build_training_set(
+            data,
+            attack,
+            no_targets,
+            n_train_fake=train_fake,
+            group_size=max(1, round(assumed_size * data.n_users)),
+            random_state=seed,
+        )
         flagged = train_detector(detector, params, training, random_state=seed).flag(data)
         fpr = fnr = float("nan")
     summary: dict[str, Any] = {
-        "file": str(poisoned_file), "detector": detector, "train_attack": train_attack,
+        "file": str(poisoned_file),
+        "detector": detector,
+        "train_attack": train_attack,
         "train_fillers": train_fillers,
-        "users": data.n_users, "fake": data.n_fake if fake_known else None,
-        "flagged": int(flagged.sum()), "fpr": _number(fpr), "fnr": _number(fnr),
+        "users": data.n_users,
+        "fake": data.n_fake if fake_known else None,
+        "flagged": int(flagged.sum()),
+        "fpr": _number(fpr),
+        "fnr": _number(fnr),
     }
     if out is not None:
         remove_flagged(data, flagged).to_frame().to_csv(out, index=False)

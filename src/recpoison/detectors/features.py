@@ -88,9 +88,11 @@ def check_explicit(data: Interactions, *, allow_constant: bool = False) -> None:
     constant = data.is_implicit or data.n_ratings == 0 or np.ptp(data.matrix.data) == 0
     if not constant:
         return
-    message = (f"{data.name}: profile features are constant on implicit data (all ratings "
-               "equal); detection needs explicit ratings (e.g. ML-100K, not Last.fm or "
-               "binarized data)")
+    message = (
+        f"{data.name}: profile features are constant on implicit data (all ratings "
+        "equal); detection needs explicit ratings (e.g. ML-100K, not Last.fm or "
+        "binarized data)"
+    )
     if not allow_constant:
         raise ConfigError(message)
     logger.warning("%s; continuing because allow_constant=True", message)
@@ -169,7 +171,12 @@ def tmf(data: Interactions) -> np.ndarray:
 
 #: Every feature by name, in the order of Fang et al. (2020) section 6.
 FEATURES: dict[str, Callable[[Interactions], np.ndarray]] = {
-    "rdma": rdma, "wdma": wdma, "wda": wda, "tmf": tmf, "fmtd": fmtd, "meanvar": meanvar,
+    "rdma": rdma,
+    "wdma": wdma,
+    "wda": wda,
+    "tmf": tmf,
+    "fmtd": fmtd,
+    "meanvar": meanvar,
 }
 #: The five features of Huang et al. (2021) section VI (SVM-TIA).
 HUANG_FEATURES: tuple[str, ...] = ("rdma", "wda", "wdma", "meanvar", "fmtd")
@@ -182,13 +189,15 @@ def check_feature_names(names: Sequence[str]) -> tuple[str, ...]:
     names = (names,) if isinstance(names, str) else tuple(names)
     unknown = [n for n in names if n not in FEATURES]
     if unknown or not names:
-        raise ConfigError(f"unknown profile feature(s) {unknown or names!r}; choose from: "
-                          f"{', '.join(FEATURES)}")
+        raise ConfigError(
+            f"unknown profile feature(s) {unknown or names!r}; choose from: {', '.join(FEATURES)}"
+        )
     return names
 
 
-def profile_features(data: Interactions, names: Sequence[str] = FANG_FEATURES, *,
-                     allow_constant: bool = False) -> np.ndarray:
+def profile_features(
+    data: Interactions, names: Sequence[str] = FANG_FEATURES, *, allow_constant: bool = False
+) -> np.ndarray:
     """The features ``names`` of every user of ``data``: float64 array ``[n_users, len(names)]``.
 
     Raises `ConfigError` on implicit or binarized data (see `check_explicit`) unless
@@ -210,8 +219,9 @@ class ProfileDetector(ClassifierMixin, BaseEstimator):
         """The feature matrix ``[n_users, n_features]`` this detector classifies."""
         raise NotImplementedError
 
-    def fit_profiles(self, data: Interactions, y: np.ndarray | None = None, *,
-                     users: np.ndarray | None = None) -> Self:
+    def fit_profiles(
+        self, data: Interactions, y: np.ndarray | None = None, *, users: np.ndarray | None = None
+    ) -> Self:
         """Train on the users ``users`` (indices, default all) of ``data``.
 
         Features are computed on the whole of ``data`` (item means and counts over every user of

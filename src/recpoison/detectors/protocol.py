@@ -60,8 +60,8 @@ class DetectionResult:
     """What a detector did to the users of one poisoned dataset."""
 
     flagged: np.ndarray  # bool [n_users of the evaluated data]
-    fpr: float           # normal users flagged / normal users
-    fnr: float           # fake users missed / fake users (nan if no fake users)
+    fpr: float  # normal users flagged / normal users
+    fnr: float  # fake users missed / fake users (nan if no fake users)
     info: dict[str, Any] = field(default_factory=dict)
 
 
@@ -104,8 +104,9 @@ class DetectorTrainingSet:
 
     def features(self, detector: ProfileDetector) -> tuple[np.ndarray, np.ndarray]:
         """``(X, y)``: ``detector.user_features`` of every training user, and the labels."""
-        parts = [(detector.user_features(data)[users], labels)
-                 for data, users, labels in self.groups()]
+        parts = [
+            (detector.user_features(data)[users], labels) for data, users, labels in self.groups()
+        ]
         return np.vstack([x for x, _ in parts]), np.concatenate([y for _, y in parts])
 
 
@@ -115,14 +116,21 @@ def training_rng(random_state: RandomState) -> np.random.Generator:
         return np.random.default_rng(np.random.SeedSequence([int(random_state), _TRAINING_TAG]))
     if random_state is None or isinstance(random_state, np.random.Generator):
         return np.random.default_rng(random_state)
-    raise ConfigError("random_state must be an int, a numpy Generator or None, "
-                      f"not {random_state!r}")
+    raise ConfigError(
+        f"random_state must be an int, a numpy Generator or None, not {random_state!r}"
+    )
 
 
-def build_training_set(clean: Interactions, attack: Attack, eval_targets: np.ndarray, *,
-                       n_train_fake: int | None = None, group_size: int | None = None,
-                       surrogate: Recommender | None = None,
-                       random_state: RandomState = None) -> DetectorTrainingSet:
+def build_training_set(
+    clean: Interactions,
+    attack: Attack,
+    eval_targets: np.ndarray,
+    *,
+    n_train_fake: int | None = None,
+    group_size: int | None = None,
+    surrogate: Recommender | None = None,
+    random_state: RandomState = None,
+) -> DetectorTrainingSet:
     """Generate training fake users for other targets (one ``attack.generate`` call) and sample
     as many normal users.
 
@@ -133,14 +141,18 @@ def build_training_set(clean: Interactions, attack: Attack, eval_targets: np.nda
     evaluated attack size. It is raised to ``ceil(n_train_fake / MAX_GROUPS)`` to bound the cost.
     """
     if clean.n_fake:
-        raise ConfigError(f"the clean data holds {clean.n_fake} fake users; train the detector "
-                          "on data without the evaluated fake users")
+        raise ConfigError(
+            f"the clean data holds {clean.n_fake} fake users; train the detector "
+            "on data without the evaluated fake users"
+        )
     rng = training_rng(random_state)
     eval_targets = np.unique(np.asarray(eval_targets, dtype=np.int64))
     n = min(300, clean.n_users) if n_train_fake is None else int(n_train_fake)
     if not 2 <= n <= clean.n_users:
-        raise ConfigError(f"the number of training fake users must be in 2..{clean.n_users} "
-                          f"(the number of normal users sampled beside them), got {n}")
+        raise ConfigError(
+            f"the number of training fake users must be in 2..{clean.n_users} "
+            f"(the number of normal users sampled beside them), got {n}"
+        )
     group = n if group_size is None else int(group_size)
     if group < 1:
         raise ConfigError(f"group_size must be >= 1, got {group}")
@@ -148,23 +160,36 @@ def build_training_set(clean: Interactions, attack: Attack, eval_targets: np.nda
     candidates = np.setdiff1d(np.arange(clean.n_items), eval_targets)
     n_targets = max(1, len(eval_targets))
     if len(candidates) < n_targets:
-        raise ConfigError(f"{clean.n_items} items leave no {n_targets} training target items "
-                          "outside the evaluated targets")
+        raise ConfigError(
+            f"{clean.n_items} items leave no {n_targets} training target items "
+            "outside the evaluated targets"
+        )
     targets = np.sort(rng.choice(candidates, size=n_targets, replace=False))
-    profiles = attack.generate(clean, targets, n, surrogate=surrogate,
-                               random_state=derive_seed(rng))
+    profiles = attack.generate(
+        clean, targets, n, surrogate=surrogate, random_state=derive_seed(rng)
+    )
     fake = sp.csr_matrix(profiles.matrix, dtype=np.float32, copy=True)
     fake.data[np.isin(fake.indices, eval_targets)] = 0.0
     fake.eliminate_zeros()
     normals = rng.choice(clean.n_users, size=n, replace=False)
-    logger.info("detector training set: %d normal + %d %s fake users in groups of %d, "
-                "targets %s", n, n, type(attack).__name__, group, targets.tolist())
+    logger.info(
+        "detector training set: %d normal + %d %s fake users in groups of %d, targets %s",
+        n,
+        n,
+        type(attack).__name__,
+        group,
+        targets.tolist(),
+    )
     return DetectorTrainingSet(clean, fake, normals, targets, group)
 
 
-def train_detector(detector_name: str, detector_params: dict[str, Any],
-                   training: DetectorTrainingSet, *,
-                   random_state: RandomState = None) -> ProfileDetector:
+def train_detector(
+    detector_name: str,
+    detector_params: dict[str, Any],
+    training: DetectorTrainingSet,
+    *,
+    random_state: RandomState = None,
+) -> ProfileDetector:
     """Instantiate the registered detector and fit it on ``training`` (see `features`).
 
     A detector with a ``random_state`` parameter not given in ``detector_params`` gets one from
@@ -188,11 +213,19 @@ def detection_rates(flagged: np.ndarray, is_fake: np.ndarray) -> tuple[float, fl
     return fpr, fnr
 
 
-def evaluate_detector(detector_name: str, detector_params: dict[str, Any], clean: Interactions,
-                      poisoned: Interactions, attack: Attack, n_fake: int,
-                      eval_targets: np.ndarray, *, surrogate: Recommender | None = None,
-                      n_train_fake: int | None = None,
-                      random_state: RandomState = None) -> DetectionResult:
+def evaluate_detector(
+    detector_name: str,
+    detector_params: dict[str, Any],
+    clean: Interactions,
+    poisoned: Interactions,
+    attack: Attack,
+    n_fake: int,
+    eval_targets: np.ndarray,
+    *,
+    surrogate: Recommender | None = None,
+    n_train_fake: int | None = None,
+    random_state: RandomState = None,
+) -> DetectionResult:
     """Train ``detector_name`` leak-free (see module doc) and flag the users of ``poisoned``.
 
     ``poisoned`` is ``clean`` with the ``n_fake`` evaluated fake users of ``attack`` appended
@@ -202,15 +235,23 @@ def evaluate_detector(detector_name: str, detector_params: dict[str, Any], clean
     target items.
     """
     if poisoned.n_fake != n_fake:
-        raise ConfigError(f"the poisoned data marks {poisoned.n_fake} fake users, "
-                          f"expected {n_fake}")
+        raise ConfigError(
+            f"the poisoned data marks {poisoned.n_fake} fake users, expected {n_fake}"
+        )
     if poisoned.n_items != clean.n_items:
-        raise ConfigError(f"the poisoned data has {poisoned.n_items} items, the clean data "
-                          f"{clean.n_items}")
+        raise ConfigError(
+            f"the poisoned data has {poisoned.n_items} items, the clean data {clean.n_items}"
+        )
     rng = training_rng(random_state)
-    training = build_training_set(clean, attack, eval_targets, n_train_fake=n_train_fake,
-                                  group_size=max(n_fake, 1), surrogate=surrogate,
-                                  random_state=rng)
+    training = build_training_set(
+        clean,
+        attack,
+        eval_targets,
+        n_train_fake=n_train_fake,
+        group_size=max(n_fake, 1),
+        surrogate=surrogate,
+        random_state=rng,
+    )
     detector = train_detector(detector_name, detector_params, training, random_state=rng)
     info: dict[str, Any] = {
         "detector": detector_name,
@@ -231,16 +272,23 @@ def evaluate_detector(detector_name: str, detector_params: dict[str, Any], clean
     unseen = ~poisoned.is_fake & ~np.isin(poisoned.user_ids, training.normal_ids)
     info["fpr_unseen"] = float(flagged[unseen].mean()) if unseen.any() else float("nan")
     info["n_flagged"] = int(flagged.sum())
-    logger.info("%s on %s: %d flagged, FPR %.4f, FNR %.4f", detector_name, poisoned.name,
-                int(flagged.sum()), fpr, fnr)
+    logger.info(
+        "%s on %s: %d flagged, FPR %.4f, FNR %.4f",
+        detector_name,
+        poisoned.name,
+        int(flagged.sum()),
+        fpr,
+        fnr,
+    )
     return DetectionResult(flagged, fpr, fnr, info)
 
 
 def _check_mask(poisoned: Interactions, flagged: np.ndarray) -> np.ndarray:
     flagged = np.asarray(flagged, dtype=bool)
     if flagged.shape != (poisoned.n_users,):
-        raise ConfigError(f"flagged mask has shape {flagged.shape}, the data has "
-                          f"{poisoned.n_users} users")
+        raise ConfigError(
+            f"flagged mask has shape {flagged.shape}, the data has {poisoned.n_users} users"
+        )
     return flagged
 
 

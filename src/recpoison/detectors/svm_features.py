@@ -58,10 +58,16 @@ class SVMFeaturesDetector(ProfileDetector):
         Seeds the fold shuffling and Borderline-SMOTE.
     """
 
-    def __init__(self, features: Sequence[str] = FANG_FEATURES, *,
-                 param_grid: Mapping[str, Sequence[Any]] | None = None, cv: int = 5,
-                 smote_ratio: float | None = 1.5, allow_constant: bool = False,
-                 random_state: RandomState = None) -> None:
+    def __init__(
+        self,
+        features: Sequence[str] = FANG_FEATURES,
+        *,
+        param_grid: Mapping[str, Sequence[Any]] | None = None,
+        cv: int = 5,
+        smote_ratio: float | None = 1.5,
+        allow_constant: bool = False,
+        random_state: RandomState = None,
+    ) -> None:
         self.features = features
         self.param_grid = param_grid
         self.cv = cv
@@ -82,13 +88,17 @@ class SVMFeaturesDetector(ProfileDetector):
         y = self._check_labels(y)
         counts = np.bincount(y, minlength=2)
         if counts.min() < 2:
-            raise ConfigError(f"the detector needs at least 2 normal and 2 fake training users, "
-                              f"got {counts[0]} normal and {counts[1]} fake")
+            raise ConfigError(
+                f"the detector needs at least 2 normal and 2 fake training users, "
+                f"got {counts[0]} normal and {counts[1]} fake"
+            )
         seed = self._seed()
-        self.smote_applied_ = bool(self.smote_ratio is not None
-                                   and counts.max() > self.smote_ratio * counts.min())
-        grid = list(ParameterGrid({k: list(v) for k, v in
-                                   (self.param_grid or DEFAULT_GRID).items()}))
+        self.smote_applied_ = bool(
+            self.smote_ratio is not None and counts.max() > self.smote_ratio * counts.min()
+        )
+        grid = list(
+            ParameterGrid({k: list(v) for k, v in (self.param_grid or DEFAULT_GRID).items()})
+        )
         scores = np.zeros(len(grid))
         folds = StratifiedKFold(int(min(self.cv, counts.min())), shuffle=True, random_state=seed)
         for train, test in folds.split(X, y):
@@ -107,17 +117,25 @@ class SVMFeaturesDetector(ProfileDetector):
         steps.append(("svc", SVC(kernel="rbf", **self.best_params_)))
         self.model_ = Pipeline(steps).fit(X, y)
         self.n_features_in_ = X.shape[1]
-        logger.info("SVM detector: best %s, CV balanced accuracy %.3f, SMOTE %s",
-                    self.best_params_, self.cv_score_, self.smote_applied_)
+        logger.info(
+            "SVM detector: best %s, CV balanced accuracy %.3f, SMOTE %s",
+            self.best_params_,
+            self.cv_score_,
+            self.smote_applied_,
+        )
         return self
 
     def _smote(self, minority: int, n: int, seed: int | None) -> BorderlineSMOTE:
         """Borderline-SMOTE with neighbourhoods no larger than the data allow."""
-        return BorderlineSMOTE(k_neighbors=max(1, min(5, minority - 1)),
-                               m_neighbors=max(1, min(10, n - 1)), random_state=seed)
+        return BorderlineSMOTE(
+            k_neighbors=max(1, min(5, minority - 1)),
+            m_neighbors=max(1, min(10, n - 1)),
+            random_state=seed,
+        )
 
-    def _resample(self, X: np.ndarray, y: np.ndarray,
-                  seed: int | None) -> tuple[np.ndarray, np.ndarray]:
+    def _resample(
+        self, X: np.ndarray, y: np.ndarray, seed: int | None
+    ) -> tuple[np.ndarray, np.ndarray]:
         if not self.smote_applied_:
             return X, y
         minority = int(np.bincount(y, minlength=2).min())

@@ -49,27 +49,44 @@ class SVMTIADetector(SVMFeaturesDetector):
         As in `SVMFeaturesDetector` (default features: the five of Huang et al.).
     """
 
-    def __init__(self, features: Sequence[str] = HUANG_FEATURES, *, tau: float = 0.004,
-                 param_grid: Mapping[str, Sequence[Any]] | None = None, cv: int = 5,
-                 smote_ratio: float | None = 1.5, allow_constant: bool = False,
-                 random_state: RandomState = None) -> None:
-        super().__init__(features, param_grid=param_grid, cv=cv, smote_ratio=smote_ratio,
-                         allow_constant=allow_constant, random_state=random_state)
+    def __init__(
+        self,
+        features: Sequence[str] = HUANG_FEATURES,
+        *,
+        tau: float = 0.004,
+        param_grid: Mapping[str, Sequence[Any]] | None = None,
+        cv: int = 5,
+        smote_ratio: float | None = 1.5,
+        allow_constant: bool = False,
+        random_state: RandomState = None,
+    ) -> None:
+        super().__init__(
+            features,
+            param_grid=param_grid,
+            cv=cv,
+            smote_ratio=smote_ratio,
+            allow_constant=allow_constant,
+            random_state=random_state,
+        )
         self.tau = tau
 
     def tau_count(self, n_users: int) -> int:
         """τ as a count of users for data with ``n_users`` users."""
         if not self.tau > 0:
-            raise ConfigError(f"svm-tia: tau must be > 0 (a count >= 1 or a fraction < 1), "
-                              f"got {self.tau}")
+            raise ConfigError(
+                f"svm-tia: tau must be > 0 (a count >= 1 or a fraction < 1), got {self.tau}"
+            )
         return int(self.tau) if self.tau >= 1 else int(self.tau * n_users)
 
-    def target_item_analysis(self, data: Interactions,
-                             suspicious: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def target_item_analysis(
+        self, data: Interactions, suspicious: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Phase 2: ``(flagged mask [n_users], detected target items)`` from a suspicious mask."""
         if data.is_implicit:
-            raise ConfigError("svm-tia: target item analysis needs explicit ratings (a maximum "
-                              "rating score); the data is implicit")
+            raise ConfigError(
+                "svm-tia: target item analysis needs explicit ratings (a maximum "
+                "rating score); the data is implicit"
+            )
         rows = np.flatnonzero(np.asarray(suspicious, dtype=bool))
         top = data.matrix[rows]  # a copy: the data is not touched
         top.data = (top.data >= data.rating_scale[1]).astype(np.float32)
@@ -78,8 +95,12 @@ class SVMTIADetector(SVMFeaturesDetector):
         targets = np.flatnonzero(counts > self.tau_count(data.n_users))
         flagged = np.zeros(data.n_users, dtype=bool)
         flagged[rows[top[:, targets].tocoo().row]] = True
-        logger.info("TIA: %d suspicious users, %d target items, %d kept flagged",
-                    len(rows), len(targets), int(flagged.sum()))
+        logger.info(
+            "TIA: %d suspicious users, %d target items, %d kept flagged",
+            len(rows),
+            len(targets),
+            int(flagged.sum()),
+        )
         return flagged, targets
 
     def flag_phases(self, data: Interactions) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

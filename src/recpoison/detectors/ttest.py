@@ -48,8 +48,9 @@ def user_statistic(data: Interactions, statistic: str = "popularity") -> np.ndar
     items), ``length`` (``|I_u|``), ``mean_rating`` (mean of ``r_{u,i}``, explicit data only) or a
     profile feature of `recpoison.detectors.features`. Users without ratings get 0."""
     if statistic not in STATISTICS:
-        raise ConfigError(f"unknown t-test statistic {statistic!r}; choose from: "
-                          f"{', '.join(STATISTICS)}")
+        raise ConfigError(
+            f"unknown t-test statistic {statistic!r}; choose from: {', '.join(STATISTICS)}"
+        )
     m = data.matrix
     length = np.diff(m.indptr).astype(np.float64)
     if statistic == "length":
@@ -62,8 +63,11 @@ def user_statistic(data: Interactions, statistic: str = "popularity") -> np.ndar
         per_rating = m.data.astype(np.float64)
     else:
         return profile_features(data, [statistic])[:, 0]
-    total = np.bincount(np.repeat(np.arange(data.n_users), np.diff(m.indptr)),
-                        weights=per_rating, minlength=data.n_users)
+    total = np.bincount(
+        np.repeat(np.arange(data.n_users), np.diff(m.indptr)),
+        weights=per_rating,
+        minlength=data.n_users,
+    )
     return np.divide(total, length, out=np.zeros_like(total), where=length > 0)
 
 
@@ -97,8 +101,13 @@ class TTestDetector(ProfileDetector):
         where the fake training users' mean lies (two-sided when training has no fake user).
     """
 
-    def __init__(self, statistic: str = "popularity", *, alpha: float = 0.01,
-                 alternative: Alternative = "auto") -> None:
+    def __init__(
+        self,
+        statistic: str = "popularity",
+        *,
+        alpha: float = 0.01,
+        alternative: Alternative = "auto",
+    ) -> None:
         self.statistic = statistic
         self.alpha = alpha
         self.alternative = alternative
@@ -123,8 +132,9 @@ class TTestDetector(ProfileDetector):
         if self.alternative == "auto":
             side = np.sign(fake.mean(axis=0) - self.mean_) if len(fake) else np.zeros(X.shape[1])
         else:
-            side = np.full(X.shape[1], {"two-sided": 0.0, "greater": 1.0, "less": -1.0}
-                           [self.alternative])
+            side = np.full(
+                X.shape[1], {"two-sided": 0.0, "greater": 1.0, "less": -1.0}[self.alternative]
+            )
         self.side_ = side  # +1 upper tail, -1 lower tail, 0 both tails, per column
         self.n_features_in_ = X.shape[1]
         return self

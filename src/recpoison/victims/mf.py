@@ -67,18 +67,23 @@ class Entries:
     is 0 is still observed (values are centered ratings).
     """
 
-    def __init__(self, rows: torch.Tensor, cols: torch.Tensor, values: torch.Tensor,
-                 shape: tuple[int, int]) -> None:
+    def __init__(
+        self, rows: torch.Tensor, cols: torch.Tensor, values: torch.Tensor, shape: tuple[int, int]
+    ) -> None:
         self.rows, self.cols, self.values, self.shape = rows, cols, values, shape
 
     @classmethod
-    def from_interactions(cls, data: Interactions, offset: float, dtype: torch.dtype,
-                          device: torch.device) -> Entries:
+    def from_interactions(
+        cls, data: Interactions, offset: float, dtype: torch.dtype, device: torch.device
+    ) -> Entries:
         """The ratings of ``data`` minus ``offset``."""
         users, items, ratings = data.triples()
-        return cls(torch.as_tensor(users, device=device), torch.as_tensor(items, device=device),
-                   torch.as_tensor(ratings - offset, dtype=dtype, device=device),
-                   (data.n_users, data.n_items))
+        return cls(
+            torch.as_tensor(users, device=device),
+            torch.as_tensor(items, device=device),
+            torch.as_tensor(ratings - offset, dtype=dtype, device=device),
+            (data.n_users, data.n_items),
+        )
 
     @property
     def nnz(self) -> int:
@@ -91,10 +96,12 @@ class Entries:
         """These rows followed by the rows of ``other`` (same number of columns)."""
         if other.shape[1] != self.shape[1]:
             raise ValueError(f"cannot stack {other.shape} below {self.shape}")
-        return Entries(torch.cat([self.rows, other.rows + self.shape[0]]),
-                       torch.cat([self.cols, other.cols]),
-                       torch.cat([self.values, other.values]),
-                       (self.shape[0] + other.shape[0], self.shape[1]))
+        return Entries(
+            torch.cat([self.rows, other.rows + self.shape[0]]),
+            torch.cat([self.cols, other.cols]),
+            torch.cat([self.values, other.values]),
+            (self.shape[0] + other.shape[0], self.shape[1]),
+        )
 
     @cached_property
     def _csr_layout(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -111,8 +118,9 @@ class Entries:
     def _sparse(self, values: torch.Tensor) -> torch.Tensor | sp.csr_matrix:
         if values.is_cuda:
             index = torch.stack([self.rows, self.cols])
-            return torch.sparse_coo_tensor(index, values, self.shape,
-                                           check_invariants=False).coalesce()
+            return torch.sparse_coo_tensor(
+                index, values, self.shape, check_invariants=False
+            ).coalesce()
         # On the CPU scipy's CSR product is 5-10x faster than torch's sparse kernels at small k.
         order, indices, indptr = self._csr_layout
         return sp.csr_matrix((values.numpy()[order], indices, indptr), shape=self.shape)
@@ -171,7 +179,7 @@ def solve_rows(entries: Entries, other: torch.Tensor, lam: float) -> torch.Tenso
     """
     n_rep, n_cols, k = other.shape
     n_rows = entries.shape[0]
-    by_col = other.permute(1, 0, 2).contiguous()                        # [n_cols, R, k]
+    by_col = other.permute(1, 0, 2).contiguous()  # [n_cols, R, k]
     rhs = entries.matrix_mm(by_col.reshape(n_cols, n_rep * k)).reshape(n_rows, n_rep, k)
     # On the CPU one replica's outer products at a time stay in cache (measured: batching them
     # is slower there); on a GPU as many as the memory budget allows.
@@ -184,17 +192,24 @@ def solve_rows(entries: Entries, other: torch.Tensor, lam: float) -> torch.Tenso
     return torch.cat(solutions, dim=1).permute(1, 0, 2)
 
 
-def als_objective(entries: Entries, users: torch.Tensor, items: torch.Tensor, lambda_u: float,
-                  lambda_v: float) -> torch.Tensor:
+def als_objective(
+    entries: Entries, users: torch.Tensor, items: torch.Tensor, lambda_u: float, lambda_v: float
+) -> torch.Tensor:
     """``‖R_Ω(M − U Vᵀ)‖² + λ_U‖U‖² + λ_V‖V‖²`` per replica (factors ``[R, n, k]``)."""
     pred = (users[:, entries.rows] * items[:, entries.cols]).sum(-1)
     loss = ((entries.values - pred) ** 2).sum(-1)
     return loss + lambda_u * users.square().sum((1, 2)) + lambda_v * items.square().sum((1, 2))
 
 
-def als(entries: Entries, items: torch.Tensor, lambda_u: float, lambda_v: float,
-        iterations: int, tol: float = 0.0,
-        record: bool = True) -> tuple[torch.Tensor, torch.Tensor, list[np.ndarray]]:
+def als(
+    entries: Entries,
+    items: torch.Tensor,
+    lambda_u: float,
+    lambda_v: float,
+    iterations: int,
+    tol: float = 0.0,
+    record: bool = True,
+) -> tuple[torch.Tensor, torch.Tensor, list[np.ndarray]]:
     """Alternating minimisation of Eq. (4) from item factors ``items`` ``[R, n_cols, k]``.
 
     One iteration solves every user row, then every item row (each step exact, so the objective
@@ -216,8 +231,9 @@ def als(entries: Entries, items: torch.Tensor, lambda_u: float, lambda_v: float,
     return users, items, history
 
 
-def initial_items(n_items: int, rank: int, seed: int, dtype: torch.dtype,
-                  device: torch.device) -> torch.Tensor:
+def initial_items(
+    n_items: int, rank: int, seed: int, dtype: torch.dtype, device: torch.device
+) -> torch.Tensor:
     """Random item factors ``N(0, 1/k)`` (unit expected row norm) from a seeded generator."""
     gen = torch.Generator().manual_seed(seed)
     return (torch.randn(n_items, rank, generator=gen, dtype=dtype) / rank**0.5).to(device)
@@ -241,10 +257,20 @@ class ALSMF(Recommender):
     name = "als-mf"
     capabilities = frozenset({"explicit", "batched_replicas", "per_replica_data"})
 
-    def __init__(self, rank: int = 10, lambda_u: float = 10.0, lambda_v: float = 10.0,
-                 iterations: int = 20, tol: float = 1e-5, center: Center = "scale",
-                 dtype: str = "float32", *, n_replicas: int = 1, random_state: RandomState = None,
-                 device: str = "auto") -> None:
+    def __init__(
+        self,
+        rank: int = 10,
+        lambda_u: float = 10.0,
+        lambda_v: float = 10.0,
+        iterations: int = 20,
+        tol: float = 1e-5,
+        center: Center = "scale",
+        dtype: str = "float32",
+        *,
+        n_replicas: int = 1,
+        random_state: RandomState = None,
+        device: str = "auto",
+    ) -> None:
         super().__init__(n_replicas=n_replicas, random_state=random_state, device=device)
         self.rank = rank
         self.lambda_u = lambda_u
@@ -260,22 +286,29 @@ class ALSMF(Recommender):
         if self.rank < 1 or self.iterations < 1:
             raise ConfigError(f"{self.name}: rank and iterations must be >= 1")
         if self.lambda_u <= 0 or self.lambda_v <= 0:
-            raise ConfigError(f"{self.name}: lambda_u and lambda_v must be > 0 "
-                              "(the normal equations of a user with < k ratings are singular)")
+            raise ConfigError(
+                f"{self.name}: lambda_u and lambda_v must be > 0 "
+                "(the normal equations of a user with < k ratings are singular)"
+            )
         dtype, device = torch_dtype(self.dtype), self.device_
         rng = check_random_state(self.random_state)
         seeds = [derive_seed(rng) for _ in range(self.n_replicas)]
-        items = torch.stack([initial_items(datasets[0].n_items, self.rank, s, dtype, device)
-                             for s in seeds])
-        groups = ([list(range(self.n_replicas))] if all(d is datasets[0] for d in datasets)
-                  else [[r] for r in range(self.n_replicas)])
+        items = torch.stack(
+            [initial_items(datasets[0].n_items, self.rank, s, dtype, device) for s in seeds]
+        )
+        groups = (
+            [list(range(self.n_replicas))]
+            if all(d is datasets[0] for d in datasets)
+            else [[r] for r in range(self.n_replicas)]
+        )
         users_out, items_out, offsets, histories = [], [], [], []
         for group in groups:
             data = datasets[group[0]]
             offset = rating_offset(data, self.center)
             entries = Entries.from_interactions(data, offset, dtype, device)
-            users_g, items_g, history = als(entries, items[group], self.lambda_u, self.lambda_v,
-                                            self.iterations, self.tol)
+            users_g, items_g, history = als(
+                entries, items[group], self.lambda_u, self.lambda_v, self.iterations, self.tol
+            )
             users_out.append(users_g)
             items_out.append(items_g)
             offsets += [offset] * len(group)
@@ -289,9 +322,16 @@ class ALSMF(Recommender):
         longest = max(len(h) for h in histories)
         self.objective_history_ = np.concatenate(
             [np.pad(h, ((0, longest - len(h)), (0, 0)), constant_values=np.nan) for h in histories],
-            axis=1)
-        logger.info("%s: %d replica(s), rank %d, %d sweeps, final objective %s", self.name,
-                    self.n_replicas, self.rank, longest, np.nanmin(self.objective_history_, 0))
+            axis=1,
+        )
+        logger.info(
+            "%s: %d replica(s), rank %d, %d sweeps, final objective %s",
+            self.name,
+            self.n_replicas,
+            self.rank,
+            longest,
+            np.nanmin(self.objective_history_, 0),
+        )
         return self
 
     def score_replicas(self, users: np.ndarray) -> torch.Tensor:

@@ -78,9 +78,19 @@ class NCFRecommender(Recommender):
 
     capabilities = frozenset({"implicit", "differentiable", "batched_replicas", "per_replica_data"})
 
-    def __init__(self, *, n_negatives: int, lr: float, batch_size: int, epochs: int,
-                 weight_decay: float, seeds: Sequence[int] | None, n_replicas: int,
-                 random_state: RandomState, device: str) -> None:
+    def __init__(
+        self,
+        *,
+        n_negatives: int,
+        lr: float,
+        batch_size: int,
+        epochs: int,
+        weight_decay: float,
+        seeds: Sequence[int] | None,
+        n_replicas: int,
+        random_state: RandomState,
+        device: str,
+    ) -> None:
         super().__init__(n_replicas=n_replicas, random_state=random_state, device=device)
         self.n_negatives = n_negatives
         self.lr = lr
@@ -94,9 +104,12 @@ class NCFRecommender(Recommender):
         """``(gmf_dim, mlp_layers)`` of the architecture; 0 / () for an absent tower."""
 
     # -- training -----------------------------------------------------------------------------
-    def fit(self, train: Interactions | Sequence[Interactions],
-            exclude_items: np.ndarray | None = None,
-            progress: ProgressCallback | None = None) -> Self:
+    def fit(
+        self,
+        train: Interactions | Sequence[Interactions],
+        exclude_items: np.ndarray | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> Self:
         """Train every replica from scratch for ``epochs`` epochs.
 
         ``train`` is one implicit dataset for all replicas or a sequence of ``n_replicas`` of one
@@ -107,23 +120,32 @@ class NCFRecommender(Recommender):
         gmf_dim, layers = self._check_params()
         datasets = self._check_fit_input(train)
         device = self.device_
-        self.seeds_ = (list(self.seeds) if self.seeds is not None
-                       else replica_seeds(self.random_state, self.n_replicas))
+        self.seeds_ = (
+            list(self.seeds)
+            if self.seeds is not None
+            else replica_seeds(self.random_state, self.n_replicas)
+        )
         self.generators_ = [torch.Generator(device=device).manual_seed(s) for s in self.seeds_]
         n_users, n_items = datasets[0].matrix.shape
         self.module_ = StackedNCF(n_users, n_items, gmf_dim, layers, self.generators_, device)
         # fused: one kernel over each stacked tensor, ~4x faster than the default on CPU
-        self.optimizer_ = torch.optim.Adam(self.module_.parameters(), lr=self.lr,
-                                           weight_decay=self.weight_decay, fused=True)
+        self.optimizer_ = torch.optim.Adam(
+            self.module_.parameters(), lr=self.lr, weight_decay=self.weight_decay, fused=True
+        )
         self.exclude_items_ = None if exclude_items is None else np.asarray(exclude_items)
         self.loss_history_ = np.empty((0, self.n_replicas))
         self._train(datasets, self.epochs, None, 0.0, progress)
         return self
 
-    def partial_fit(self, train: Interactions | Sequence[Interactions], epochs: int,
-                    extra_loss: Callable[[NCFRecommender], torch.Tensor] | None = None,
-                    lam: float = 1.0, exclude_items: np.ndarray | None = None,
-                    progress: ProgressCallback | None = None) -> Self:
+    def partial_fit(
+        self,
+        train: Interactions | Sequence[Interactions],
+        epochs: int,
+        extra_loss: Callable[[NCFRecommender], torch.Tensor] | None = None,
+        lam: float = 1.0,
+        exclude_items: np.ndarray | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> Self:
         """Continue training the current parameters and Adam state on ``train`` for ``epochs``.
 
         ``train`` may have more users than the data seen so far (new users appended last, as
@@ -141,12 +163,12 @@ class NCFRecommender(Recommender):
             raise ConfigError(
                 f"partial_fit needs {self.module_.n_items} items and at least "
                 f"{self.module_.n_users} users (new users appended last); "
-                f"got {n_users} x {n_items}")
+                f"got {n_users} x {n_items}"
+            )
         if epochs < 0:
             raise ConfigError(f"epochs must be >= 0, got {epochs}")
         datasets = self._check_fit_input(train)
-        self.module_.grow_users(n_users - self.module_.n_users, self.generators_,
-                                self.optimizer_)
+        self.module_.grow_users(n_users - self.module_.n_users, self.generators_, self.optimizer_)
         if exclude_items is not None:
             self.exclude_items_ = np.asarray(exclude_items)
         elif self.exclude_items_ is not None:
@@ -155,9 +177,14 @@ class NCFRecommender(Recommender):
         self._train(datasets, epochs, extra_loss, lam, progress)
         return self
 
-    def _train(self, datasets: list[Interactions], epochs: int,
-               extra_loss: Callable[[NCFRecommender], torch.Tensor] | None, lam: float,
-               progress: ProgressCallback | None) -> None:
+    def _train(
+        self,
+        datasets: list[Interactions],
+        epochs: int,
+        extra_loss: Callable[[NCFRecommender], torch.Tensor] | None,
+        lam: float,
+        progress: ProgressCallback | None,
+    ) -> None:
         device, module = self.device_, self.module_
         prepared: dict[int, tuple[torch.Tensor, torch.Tensor, NegativeSampler]] = {}
         for data in datasets:
@@ -165,9 +192,11 @@ class NCFRecommender(Recommender):
                 if data.n_ratings == 0:
                     raise ConfigError(f"{data.name}: no interactions to train on")
                 users, items, _ = data.triples()
-                prepared[id(data)] = (torch.as_tensor(users, device=device),
-                                      torch.as_tensor(items, device=device),
-                                      NegativeSampler(data.matrix, self.exclude_items_, device))
+                prepared[id(data)] = (
+                    torch.as_tensor(users, device=device),
+                    torch.as_tensor(items, device=device),
+                    NegativeSampler(data.matrix, self.exclude_items_, device),
+                )
         per_replica = [prepared[id(d)] for d in datasets]
         length = max(len(users) for users, _, _ in per_replica) * (1 + self.n_negatives)
         history = []
@@ -178,9 +207,11 @@ class NCFRecommender(Recommender):
             for start in range(0, length, self.batch_size):
                 stop = start + self.batch_size
                 logits, add_table_gradients = module.training_logits(
-                    flat_users[:, start:stop].reshape(-1), flat_items[:, start:stop].reshape(-1))
-                bce = F.binary_cross_entropy_with_logits(logits, labels[:, start:stop],
-                                                         reduction="none")
+                    flat_users[:, start:stop].reshape(-1), flat_items[:, start:stop].reshape(-1)
+                )
+                bce = F.binary_cross_entropy_with_logits(
+                    logits, labels[:, start:stop], reduction="none"
+                )
                 loss = bce.mean(dim=1).sum()  # each replica's gradient is its own mean BCE's
                 if extra_loss is not None:
                     loss = loss + lam * extra_loss(self)
@@ -190,17 +221,24 @@ class NCFRecommender(Recommender):
                 self.optimizer_.step()
                 totals += bce.detach().sum(dim=1)
             history.append((totals / length).cpu().numpy())
-            logger.info("%s: epoch %d/%d, mean training loss %.4f (%d replicas, %.4f-%.4f)",
-                        self.name, epoch + 1, epochs, history[-1].mean(), self.n_replicas,
-                        history[-1].min(), history[-1].max())
+            logger.info(
+                "%s: epoch %d/%d, mean training loss %.4f (%d replicas, %.4f-%.4f)",
+                self.name,
+                epoch + 1,
+                epochs,
+                history[-1].mean(),
+                self.n_replicas,
+                history[-1].min(),
+                history[-1].max(),
+            )
             if progress is not None:
                 progress(epoch + 1, epochs)
         if history:
             self.loss_history_ = np.vstack([self.loss_history_, np.stack(history)])
 
-    def _epoch_instances(self, per_replica: list[tuple[torch.Tensor, torch.Tensor,
-                                                       NegativeSampler]],
-                         length: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _epoch_instances(
+        self, per_replica: list[tuple[torch.Tensor, torch.Tensor, NegativeSampler]], length: int
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Shuffled training instances of one epoch: flat user rows, flat item rows and labels,
         each ``[R, length]``; replica ``r`` draws everything from its own generator."""
         R, device, n_neg = self.n_replicas, self.device_, self.n_negatives
@@ -239,23 +277,30 @@ class NCFRecommender(Recommender):
         module.eval()
         with torch.no_grad():
             for start in range(0, len(index), chunk):
-                out[:, start:start + chunk] = module.full_logits(index[start:start + chunk])
+                out[:, start : start + chunk] = module.full_logits(index[start : start + chunk])
         return out
 
-    def forward_scores(self, users: torch.Tensor | np.ndarray, items: torch.Tensor | np.ndarray,
-                       *, logits: bool = False) -> torch.Tensor:
+    def forward_scores(
+        self,
+        users: torch.Tensor | np.ndarray,
+        items: torch.Tensor | np.ndarray,
+        *,
+        logits: bool = False,
+    ) -> torch.Tensor:
         """Differentiable ŷ (or its logit) ``[R, n]`` of the pairs ``(users[k], items[k])``,
         the same pairs for every replica."""
         self._check_fitted()
         u, i = self._user_index(users), self._item_index(items)
         if u.shape != i.shape:
-            raise ConfigError(f"users and items must pair up, got {tuple(u.shape)} and "
-                              f"{tuple(i.shape)}")
+            raise ConfigError(
+                f"users and items must pair up, got {tuple(u.shape)} and {tuple(i.shape)}"
+            )
         out = self.module_.pair_logits(self.module_.flat_users(u), self.module_.flat_items(i))
         return out if logits else torch.sigmoid(out)
 
-    def scores_with_grad(self, users: torch.Tensor | np.ndarray, *,
-                         logits: bool = False) -> torch.Tensor:
+    def scores_with_grad(
+        self, users: torch.Tensor | np.ndarray, *, logits: bool = False
+    ) -> torch.Tensor:
         """Differentiable ŷ (or its logit) ``[R, len(users), n_items]`` for every item.
 
         Not chunked: autograd keeps the intermediates (``R * len(users) * n_items * layers[1]``
@@ -269,23 +314,28 @@ class NCFRecommender(Recommender):
         """A deep copy with the fitted state (parameters, Adam state, generators); the training
         data (immutable) is shared. Training the copy leaves this model unchanged."""
         self._check_fitted()
-        memo = {id(self.train_): self.train_,
-                id(self.module_._grad_buffers): {}}  # scratch gradient buffers are not state
+        memo = {
+            id(self.train_): self.train_,
+            id(self.module_._grad_buffers): {},
+        }  # scratch gradient buffers are not state
         return copy.deepcopy(self, memo=memo)
 
     def _check_params(self) -> tuple[int, tuple[int, ...]]:
         gmf_dim, layers = self._towers()
         checks = [
             (isinstance(self.n_replicas, int) and self.n_replicas >= 1, "n_replicas must be >= 1"),
-            (isinstance(self.n_negatives, int) and self.n_negatives >= 1,
-             "n_negatives must be >= 1"),
+            (
+                isinstance(self.n_negatives, int) and self.n_negatives >= 1,
+                "n_negatives must be >= 1",
+            ),
             (self.lr > 0, "lr must be > 0"),
-            (isinstance(self.batch_size, int) and self.batch_size >= 1,
-             "batch_size must be >= 1"),
+            (isinstance(self.batch_size, int) and self.batch_size >= 1, "batch_size must be >= 1"),
             (isinstance(self.epochs, int) and self.epochs >= 1, "epochs must be >= 1"),
             (self.weight_decay >= 0, "weight_decay must be >= 0"),
-            (self.seeds is None or len(self.seeds) == self.n_replicas,
-             "seeds must give one seed per replica"),
+            (
+                self.seeds is None or len(self.seeds) == self.n_replicas,
+                "seeds must give one seed per replica",
+            ),
         ]
         for ok, message in checks:
             if not ok:
@@ -303,8 +353,9 @@ class NCFRecommender(Recommender):
         return _index(items, self.module_.n_items, "item", self.device_)
 
 
-def _index(values: torch.Tensor | np.ndarray, size: int, what: str,
-           device: torch.device) -> torch.Tensor:
+def _index(
+    values: torch.Tensor | np.ndarray, size: int, what: str, device: torch.device
+) -> torch.Tensor:
     """Indices as an int64 tensor on ``device``; bounds are checked unless they already live on
     an accelerator (checking there would synchronise every training step of an attack)."""
     on_accelerator = torch.is_tensor(values) and values.device.type != "cpu"
@@ -322,10 +373,11 @@ def _check_embedding_dim(name: str, embedding_dim: int) -> int:
 
 def _check_layers(name: str, layers: Sequence[int]) -> tuple[int, ...]:
     layers = tuple(layers)
-    if (not layers or not all(isinstance(n, int) and n >= 1 for n in layers)
-            or layers[0] % 2):
-        raise ConfigError(f"{name}: layers must be positive integers with an even first size "
-                          f"(user and item embeddings of layers[0] // 2), got {layers!r}")
+    if not layers or not all(isinstance(n, int) and n >= 1 for n in layers) or layers[0] % 2:
+        raise ConfigError(
+            f"{name}: layers must be positive integers with an even first size "
+            f"(user and item embeddings of layers[0] // 2), got {layers!r}"
+        )
     return layers
 
 
@@ -335,20 +387,40 @@ class NeuMF(NCFRecommender):
 
     name = "neumf"
 
-    def __init__(self, *, embedding_dim: int = 8, layers: Sequence[int] = (64, 32, 16, 8),
-                 n_negatives: int = 4, lr: float = 1e-3, batch_size: int = 256, epochs: int = 20,
-                 weight_decay: float = 0.0, seeds: Sequence[int] | None = None,
-                 n_replicas: int = 1, random_state: RandomState = None,
-                 device: str = "auto") -> None:
-        super().__init__(n_negatives=n_negatives, lr=lr, batch_size=batch_size, epochs=epochs,
-                         weight_decay=weight_decay, seeds=seeds, n_replicas=n_replicas,
-                         random_state=random_state, device=device)
+    def __init__(
+        self,
+        *,
+        embedding_dim: int = 8,
+        layers: Sequence[int] = (64, 32, 16, 8),
+        n_negatives: int = 4,
+        lr: float = 1e-3,
+        batch_size: int = 256,
+        epochs: int = 20,
+        weight_decay: float = 0.0,
+        seeds: Sequence[int] | None = None,
+        n_replicas: int = 1,
+        random_state: RandomState = None,
+        device: str = "auto",
+    ) -> None:
+        super().__init__(
+            n_negatives=n_negatives,
+            lr=lr,
+            batch_size=batch_size,
+            epochs=epochs,
+            weight_decay=weight_decay,
+            seeds=seeds,
+            n_replicas=n_replicas,
+            random_state=random_state,
+            device=device,
+        )
         self.embedding_dim = embedding_dim
         self.layers = layers
 
     def _towers(self) -> tuple[int, tuple[int, ...]]:
-        return (_check_embedding_dim(self.name, self.embedding_dim),
-                _check_layers(self.name, self.layers))
+        return (
+            _check_embedding_dim(self.name, self.embedding_dim),
+            _check_layers(self.name, self.layers),
+        )
 
 
 class GMF(NCFRecommender):
@@ -357,13 +429,31 @@ class GMF(NCFRecommender):
 
     name = "gmf"
 
-    def __init__(self, *, embedding_dim: int = 8, n_negatives: int = 4, lr: float = 1e-3,
-                 batch_size: int = 256, epochs: int = 20, weight_decay: float = 0.0,
-                 seeds: Sequence[int] | None = None, n_replicas: int = 1,
-                 random_state: RandomState = None, device: str = "auto") -> None:
-        super().__init__(n_negatives=n_negatives, lr=lr, batch_size=batch_size, epochs=epochs,
-                         weight_decay=weight_decay, seeds=seeds, n_replicas=n_replicas,
-                         random_state=random_state, device=device)
+    def __init__(
+        self,
+        *,
+        embedding_dim: int = 8,
+        n_negatives: int = 4,
+        lr: float = 1e-3,
+        batch_size: int = 256,
+        epochs: int = 20,
+        weight_decay: float = 0.0,
+        seeds: Sequence[int] | None = None,
+        n_replicas: int = 1,
+        random_state: RandomState = None,
+        device: str = "auto",
+    ) -> None:
+        super().__init__(
+            n_negatives=n_negatives,
+            lr=lr,
+            batch_size=batch_size,
+            epochs=epochs,
+            weight_decay=weight_decay,
+            seeds=seeds,
+            n_replicas=n_replicas,
+            random_state=random_state,
+            device=device,
+        )
         self.embedding_dim = embedding_dim
 
     def _towers(self) -> tuple[int, tuple[int, ...]]:
@@ -376,14 +466,31 @@ class MLP(NCFRecommender):
 
     name = "mlp"
 
-    def __init__(self, *, layers: Sequence[int] = (64, 32, 16, 8), n_negatives: int = 4,
-                 lr: float = 1e-3, batch_size: int = 256, epochs: int = 20,
-                 weight_decay: float = 0.0, seeds: Sequence[int] | None = None,
-                 n_replicas: int = 1, random_state: RandomState = None,
-                 device: str = "auto") -> None:
-        super().__init__(n_negatives=n_negatives, lr=lr, batch_size=batch_size, epochs=epochs,
-                         weight_decay=weight_decay, seeds=seeds, n_replicas=n_replicas,
-                         random_state=random_state, device=device)
+    def __init__(
+        self,
+        *,
+        layers: Sequence[int] = (64, 32, 16, 8),
+        n_negatives: int = 4,
+        lr: float = 1e-3,
+        batch_size: int = 256,
+        epochs: int = 20,
+        weight_decay: float = 0.0,
+        seeds: Sequence[int] | None = None,
+        n_replicas: int = 1,
+        random_state: RandomState = None,
+        device: str = "auto",
+    ) -> None:
+        super().__init__(
+            n_negatives=n_negatives,
+            lr=lr,
+            batch_size=batch_size,
+            epochs=epochs,
+            weight_decay=weight_decay,
+            seeds=seeds,
+            n_replicas=n_replicas,
+            random_state=random_state,
+            device=device,
+        )
         self.layers = layers
 
     def _towers(self) -> tuple[int, tuple[int, ...]]:

@@ -29,15 +29,17 @@ from recpoison.errors import ConfigError
 EMBEDDING_STD = 0.01
 
 
-def _glorot_uniform(fan_in: int, fan_out: int, generator: torch.Generator,
-                    device: torch.device) -> torch.Tensor:
+def _glorot_uniform(
+    fan_in: int, fan_out: int, generator: torch.Generator, device: torch.device
+) -> torch.Tensor:
     """Keras' ``glorot_uniform``, the default of NCF's hidden Dense layers."""
     limit = math.sqrt(6.0 / (fan_in + fan_out))
     return (torch.rand(fan_in, fan_out, generator=generator, device=device) * 2 - 1) * limit
 
 
-def _lecun_uniform(fan_in: int, fan_out: int, generator: torch.Generator,
-                   device: torch.device) -> torch.Tensor:
+def _lecun_uniform(
+    fan_in: int, fan_out: int, generator: torch.Generator, device: torch.device
+) -> torch.Tensor:
     """Keras' ``lecun_uniform``, NCF's initialisation of the prediction layer."""
     limit = math.sqrt(3.0 / fan_in)
     return (torch.rand(fan_in, fan_out, generator=generator, device=device) * 2 - 1) * limit
@@ -58,8 +60,15 @@ class StackedNCF(nn.Module):
     cases). Biases start at zero.
     """
 
-    def __init__(self, n_users: int, n_items: int, gmf_dim: int, mlp_layers: Sequence[int],
-                 generators: Sequence[torch.Generator], device: torch.device) -> None:
+    def __init__(
+        self,
+        n_users: int,
+        n_items: int,
+        gmf_dim: int,
+        mlp_layers: Sequence[int],
+        generators: Sequence[torch.Generator],
+        device: torch.device,
+    ) -> None:
         super().__init__()
         self.n_replicas = len(generators)
         self.n_users = n_users
@@ -75,8 +84,9 @@ class StackedNCF(nn.Module):
         for g in generators:  # one replica after the other, each from its own generator
             user_rows.append(self._embedding_rows(n_users, g, device))
             item_rows.append(self._embedding_rows(n_items, g, device))
-            for k, (fan_in, fan_out) in enumerate(zip(self.mlp_layers, self.mlp_layers[1:],
-                                                      strict=False)):
+            for k, (fan_in, fan_out) in enumerate(
+                zip(self.mlp_layers, self.mlp_layers[1:], strict=False)
+            ):
                 weights[k].append(_glorot_uniform(fan_in, fan_out, g, device))
             out_weights.append(_lecun_uniform(out_in, 1, g, device))
         # One table per side: columns [:gmf_dim] are the GMF embedding, the rest the MLP one, so
@@ -106,11 +116,13 @@ class StackedNCF(nn.Module):
     # -- forward --------------------------------------------------------------------------------
     def pair_logits(self, flat_users: torch.Tensor, flat_items: torch.Tensor) -> torch.Tensor:
         """Logits ``[R, n]`` of (user, item) pairs given as flat table rows of length ``R * n``."""
-        return self.rows_logits(self.user_table.index_select(0, flat_users),
-                                self.item_table.index_select(0, flat_items))
+        return self.rows_logits(
+            self.user_table.index_select(0, flat_users), self.item_table.index_select(0, flat_items)
+        )
 
-    def training_logits(self, flat_users: torch.Tensor,
-                        flat_items: torch.Tensor) -> tuple[torch.Tensor, Callable[[], None]]:
+    def training_logits(
+        self, flat_users: torch.Tensor, flat_items: torch.Tensor
+    ) -> tuple[torch.Tensor, Callable[[], None]]:
         """``pair_logits`` for a training step, plus the function to call after ``backward``
         that adds the embedding-table gradients.
 
@@ -123,8 +135,10 @@ class StackedNCF(nn.Module):
         item_rows = self.item_table.detach().index_select(0, flat_items).requires_grad_()
 
         def add_table_gradients() -> None:
-            for table, index, rows in ((self.user_table, flat_users, user_rows),
-                                       (self.item_table, flat_items, item_rows)):
+            for table, index, rows in (
+                (self.user_table, flat_users, user_rows),
+                (self.item_table, flat_items, item_rows),
+            ):
                 if table.grad is None:  # not already set by an extra loss through autograd
                     table.grad = self._zeroed_buffer(table)
                 table.grad.index_add_(0, index, rows.grad)
@@ -177,9 +191,9 @@ class StackedNCF(nn.Module):
 
     def _mlp_full(self, users: torch.Tensor) -> torch.Tensor:
         R, U, n_items, d = self.n_replicas, users.shape[0], self.n_items, self.mlp_dim
-        mu = self._user_rows(users)[:, :, self.gmf_dim:]
-        mi = self.item_table.view(R, n_items, -1)[:, :, self.gmf_dim:]
-        w_out = self.out_weight[:, self.gmf_dim:, :]  # [R, last, 1]
+        mu = self._user_rows(users)[:, :, self.gmf_dim :]
+        mi = self.item_table.view(R, n_items, -1)[:, :, self.gmf_dim :]
+        w_out = self.out_weight[:, self.gmf_dim :, :]  # [R, last, 1]
         if not self.mlp_weights:  # no hidden layer: the concatenation feeds the prediction unit
             return torch.bmm(mu, w_out[:, :d]) + torch.bmm(mi, w_out[:, d:]).transpose(1, 2)
         w1, b1 = self.mlp_weights[0], self.mlp_biases[0]
@@ -194,8 +208,9 @@ class StackedNCF(nn.Module):
         rows = self.user_table.index_select(0, self.flat_users(users))
         return rows.view(self.n_replicas, users.shape[0], -1)
 
-    def _embedding_rows(self, n: int, generator: torch.Generator,
-                        device: torch.device) -> torch.Tensor:
+    def _embedding_rows(
+        self, n: int, generator: torch.Generator, device: torch.device
+    ) -> torch.Tensor:
         """``n`` rows of one replica's table: GMF columns drawn first, then MLP columns."""
         parts = [_normal_rows(n, d, generator, device) for d in (self.gmf_dim, self.mlp_dim) if d]
         return torch.cat(parts, dim=1)
@@ -205,14 +220,19 @@ class StackedNCF(nn.Module):
         return max(1, self.mlp_layers[1] if len(self.mlp_layers) > 1 else 1)
 
     # -- growth --------------------------------------------------------------------------------
-    def grow_users(self, n_new: int, generators: Sequence[torch.Generator],
-                   optimizer: torch.optim.Optimizer | None) -> None:
+    def grow_users(
+        self,
+        n_new: int,
+        generators: Sequence[torch.Generator],
+        optimizer: torch.optim.Optimizer | None,
+    ) -> None:
         """Append ``n_new`` users to every replica, their embeddings drawn N(0, 0.01) from each
         replica's generator; the optimizer's per-element state is padded with zeros for them."""
         if n_new <= 0:
             return
-        rows = torch.stack([self._embedding_rows(n_new, g, self.user_table.device)
-                            for g in generators])  # [R, n_new, d]
+        rows = torch.stack(
+            [self._embedding_rows(n_new, g, self.user_table.device) for g in generators]
+        )  # [R, n_new, d]
         old = self.user_table
         d = old.shape[1]
         grown = torch.cat([old.detach().view(self.n_replicas, self.n_users, d), rows], dim=1)
@@ -223,8 +243,9 @@ class StackedNCF(nn.Module):
         self.n_users += n_new
 
 
-def _swap_parameter(optimizer: torch.optim.Optimizer, old: nn.Parameter, new: nn.Parameter,
-                    n_rows: int, n_new: int) -> None:
+def _swap_parameter(
+    optimizer: torch.optim.Optimizer, old: nn.Parameter, new: nn.Parameter, n_rows: int, n_new: int
+) -> None:
     """Replace the stacked table ``old`` by its grown copy ``new`` in ``optimizer``; per-element
     state (Adam's moments) gets zero rows for the ``n_new`` users appended to each replica."""
     for group in optimizer.param_groups:
@@ -253,8 +274,9 @@ class NegativeSampler:
     rounding of ``j``), without rejection rounds, Python loops or host/device synchronisation.
     """
 
-    def __init__(self, matrix: sp.csr_matrix, exclude_items: np.ndarray | None,
-                 device: torch.device) -> None:
+    def __init__(
+        self, matrix: sp.csr_matrix, exclude_items: np.ndarray | None, device: torch.device
+    ) -> None:
         n_users, n_items = matrix.shape
         indptr = np.asarray(matrix.indptr)
         rows = np.repeat(np.arange(n_users, dtype=np.int64), np.diff(indptr))
@@ -262,8 +284,10 @@ class NegativeSampler:
         if exclude_items is not None:
             exclude = np.asarray(exclude_items, dtype=np.int64)
             if exclude.shape != (n_users,) or np.any(exclude >= n_items) or np.any(exclude < -1):
-                raise ConfigError(f"exclude_items must hold one item index per user (-1 = none), "
-                                  f"shape ({n_users},), values in [-1, {n_items})")
+                raise ConfigError(
+                    f"exclude_items must hold one item index per user (-1 = none), "
+                    f"shape ({n_users},), values in [-1, {n_items})"
+                )
             users = np.flatnonzero(exclude >= 0)
             keys = np.concatenate([keys, users * n_items + exclude[users]])
         keys = np.unique(keys)
@@ -272,8 +296,10 @@ class NegativeSampler:
         has_positive = np.diff(indptr) > 0
         full = np.flatnonzero(has_positive & (counts >= n_items))
         if len(full):
-            raise ConfigError(f"user {int(full[0])} has interacted with (or excludes) every item; "
-                              "no negative can be sampled for it — drop such users first")
+            raise ConfigError(
+                f"user {int(full[0])} has interacted with (or excludes) every item; "
+                "no negative can be sampled for it — drop such users first"
+            )
         starts = np.cumsum(counts) - counts
         rank = np.arange(len(keys)) - starts[key_users]
         self.n_items = n_items
@@ -285,8 +311,9 @@ class NegativeSampler:
     def sample(self, users: torch.Tensor, n: int, generator: torch.Generator) -> torch.Tensor:
         """``n`` negative items per entry of ``users`` ([m] on the device) -> int64 ``[m, n]``."""
         allowed = self._n_allowed[users][:, None]
-        u = torch.rand(users.shape[0], n, generator=generator, device=self.device,
-                       dtype=torch.float64)
+        u = torch.rand(
+            users.shape[0], n, generator=generator, device=self.device, dtype=torch.float64
+        )
         j = torch.minimum((u * allowed).long(), allowed - 1)
         query = users[:, None] * self.n_items + j
         below = torch.searchsorted(self._shifted, query, right=True) - self._starts[users][:, None]

@@ -38,8 +38,14 @@ def low_rank_values(factors: LowRank, rows: torch.Tensor, cols: torch.Tensor) ->
     return (u[rows] * s * v[cols]).sum(-1)
 
 
-def top_singular(entries: Entries, residual: torch.Tensor, factors: LowRank, width: int,
-                 power_iterations: int, gen: torch.Generator) -> LowRank:
+def top_singular(
+    entries: Entries,
+    residual: torch.Tensor,
+    factors: LowRank,
+    width: int,
+    power_iterations: int,
+    gen: torch.Generator,
+) -> LowRank:
     """Leading ``width`` singular triplets of ``Z = X + R_Ω(M − X)``, ``X = U diag(σ) Vᵀ``.
 
     ``residual`` holds ``M − X`` on the observed entries. Randomized subspace iteration (Halko,
@@ -74,9 +80,17 @@ def nuclear_objective(residual: torch.Tensor, sigma: torch.Tensor, lam: float) -
     return float(residual.square().sum() + 2.0 * lam * sigma.sum())
 
 
-def soft_impute(entries: Entries, lam: float, max_rank: int, iterations: int, tol: float,
-                gen: torch.Generator, init: LowRank | None = None, oversampling: int = 10,
-                power_iterations: int = 1) -> tuple[LowRank, list[float]]:
+def soft_impute(
+    entries: Entries,
+    lam: float,
+    max_rank: int,
+    iterations: int,
+    tol: float,
+    gen: torch.Generator,
+    init: LowRank | None = None,
+    oversampling: int = 10,
+    power_iterations: int = 1,
+) -> tuple[LowRank, list[float]]:
     """Iterate ``X ← SVT_λ(R_Ω(M) + R_Ω⊥(X))`` from ``init`` (default 0).
 
     Stops after ``iterations`` steps or once the relative objective decrease is below ``tol``.
@@ -85,18 +99,22 @@ def soft_impute(entries: Entries, lam: float, max_rank: int, iterations: int, to
     n_rows, n_cols = entries.shape
     dtype, device = entries.values.dtype, entries.values.device
     if init is None:
-        init = (torch.zeros(n_rows, 0, dtype=dtype, device=device),
-                torch.zeros(0, dtype=dtype, device=device),
-                torch.zeros(n_cols, 0, dtype=dtype, device=device))
+        init = (
+            torch.zeros(n_rows, 0, dtype=dtype, device=device),
+            torch.zeros(0, dtype=dtype, device=device),
+            torch.zeros(n_cols, 0, dtype=dtype, device=device),
+        )
     factors, history = init, []
     residual = entries.values - low_rank_values(factors, entries.rows, entries.cols)
     for _ in range(iterations):
-        u, sigma, v = top_singular(entries, residual, factors, max_rank + oversampling,
-                                   power_iterations, gen)
+        u, sigma, v = top_singular(
+            entries, residual, factors, max_rank + oversampling, power_iterations, gen
+        )
         keep = int((sigma > lam).sum())
         if keep > max_rank:
-            logger.debug("soft-impute: %d singular values exceed lambda; capped at %d",
-                         keep, max_rank)
+            logger.debug(
+                "soft-impute: %d singular values exceed lambda; capped at %d", keep, max_rank
+            )
             keep = max_rank
         factors = (u[:, :keep], sigma[:keep] - lam, v[:, :keep])
         residual = entries.values - low_rank_values(factors, entries.rows, entries.cols)
@@ -125,10 +143,21 @@ class NuclearNormMF(Recommender):
     name = "nuclear-norm"
     capabilities = frozenset({"explicit", "per_replica_data"})
 
-    def __init__(self, lam: float = 15.0, max_rank: int = 50, iterations: int = 200,
-                 tol: float = 1e-5, center: Center = "scale", oversampling: int = 10,
-                 power_iterations: int = 1, dtype: str = "float32", *, n_replicas: int = 1,
-                 random_state: RandomState = None, device: str = "auto") -> None:
+    def __init__(
+        self,
+        lam: float = 15.0,
+        max_rank: int = 50,
+        iterations: int = 200,
+        tol: float = 1e-5,
+        center: Center = "scale",
+        oversampling: int = 10,
+        power_iterations: int = 1,
+        dtype: str = "float32",
+        *,
+        n_replicas: int = 1,
+        random_state: RandomState = None,
+        device: str = "auto",
+    ) -> None:
         super().__init__(n_replicas=n_replicas, random_state=random_state, device=device)
         self.lam = lam
         self.max_rank = max_rank
@@ -153,9 +182,16 @@ class NuclearNormMF(Recommender):
             offset = rating_offset(data, self.center)
             entries = Entries.from_interactions(data, offset, dtype, device)
             gen = torch.Generator().manual_seed(derive_seed(rng))
-            factors, history = soft_impute(entries, self.lam, self.max_rank, self.iterations,
-                                           self.tol, gen, oversampling=self.oversampling,
-                                           power_iterations=self.power_iterations)
+            factors, history = soft_impute(
+                entries,
+                self.lam,
+                self.max_rank,
+                self.iterations,
+                self.tol,
+                gen,
+                oversampling=self.oversampling,
+                power_iterations=self.power_iterations,
+            )
             solved[id(data)] = (factors, history, offset)
         fits = [solved[id(d)] for d in datasets]
         rank = max(1, max(f[0][1].numel() for f in fits))
@@ -174,7 +210,8 @@ class NuclearNormMF(Recommender):
         self.offset_ = np.array([f[2] for f in fits])
         longest = max(len(f[1]) for f in fits)
         self.objective_history_ = np.array(
-            [f[1] + [np.nan] * (longest - len(f[1])) for f in fits]).T
+            [f[1] + [np.nan] * (longest - len(f[1])) for f in fits]
+        ).T
         logger.info("%s: rank %s after %d steps", self.name, self.rank_.tolist(), longest)
         return self
 
