@@ -100,7 +100,7 @@ def _not_done(cells: list[Cell], store: Store, report: _Reporter) -> Iterator[Ce
     (checked when each cell's turn comes)."""
     for cell in cells:
         if store.is_done(cell.key):
-            report.done(cell, 0.0)
+            report.skipped(cell)
             continue
         yield cell
 
@@ -136,6 +136,11 @@ class _Reporter:
         if self.bar is not None:
             self.bar.update(self.task, advance=1, description=cell.describe())
         logger.info("done %s in %.1f s", cell.describe(), seconds)
+
+    def skipped(self, cell: Cell) -> None:
+        if self.bar is not None:
+            self.bar.update(self.task, advance=1, description=cell.describe())
+        logger.info("skipped %s: another run on the store finished it", cell.describe())
 
 
 @contextmanager

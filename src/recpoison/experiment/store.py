@@ -213,6 +213,7 @@ class Store:
         }
 
     def is_done(self, key: str) -> bool:
+        """Whether cell ``key`` is finished (by any run on this store)."""
         row = self.connection.execute(
             "SELECT 1 FROM cells WHERE key = ? AND status = 'done'", (key,)
         )
