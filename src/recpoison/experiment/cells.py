@@ -225,9 +225,10 @@ def _attack_cell(
             train, PROBE_ENTRIES, np.random.default_rng(stable_seed("probe", config["seed"]))
         )
         clean_probe = np.full((max(len(targets), 1), config["retrains"], len(probe[0])), np.nan)
-        measure = functools.partial(measure, test=test, probe=probe)
     if config["attack"]["name"] == NO_ATTACK:
-        hits, eligible, rmse = measure([train], target_scores=scores, probe_scores=clean_probe)
+        hits, eligible, rmse = measure(
+            [train], test=test, target_scores=scores, probe=probe, probe_scores=clean_probe
+        )
         if test is not None:
             info["explicit"] = _explicit_info(rmse, rmse, scores, scores, clean_probe, clean_probe)
         return _rows(config, data, targets, hits, eligible, rmse), info
@@ -263,11 +264,17 @@ def _attack_cell(
     poisoned_scores = None if scores is None else scores.copy()
     poisoned_probe = None if clean_probe is None else clean_probe.copy()
     hits, eligible, rmse = measure(
-        poisoned, target_scores=poisoned_scores, probe_scores=poisoned_probe
+        poisoned,
+        test=test,
+        target_scores=poisoned_scores,
+        probe=probe,
+        probe_scores=poisoned_probe,
     )
     if test is not None:
         say("training the clean victim for RMSE / integrity / availability shifts")
-        _, _, rmse_clean = measure([train], target_scores=scores, probe_scores=clean_probe)
+        _, _, rmse_clean = measure(
+            [train], test=test, target_scores=scores, probe=probe, probe_scores=clean_probe
+        )
         info["explicit"] = _explicit_info(
             rmse_clean,
             rmse,
