@@ -65,9 +65,10 @@ FORMATS = ("markdown", "csv", "json")
 def build_report(store_path: str | Path, run: int | None = None) -> pd.DataFrame:
     """One row per (dataset, victim, attack, knowledge, n_fillers, target_type, size, k) of run
     ``run`` (default: the latest) with ``hr_mean``, ``hr_se``, ``n_targets``, ``n_retrains``,
-    ``n_fake``, ``surrogate``, ``surrogate_hr`` (surrogate-based attacks), ``rmse`` (explicit
-    victims) and, with a detector, ``detector``, ``fpr``, ``fnr``, ``hr_mean_detected`` and
-    ``hr_se_detected``. See the module doc for the statistics."""
+    ``n_fake``, ``filler_popularity``, ``surrogate`` and ``surrogate_hr*`` (attacks that report
+    them), ``rmse`` and the Li et al. columns (explicit victims) and, with a detector,
+    ``detector``, ``fpr``, ``fnr``, ``hr_mean_detected`` and ``hr_se_detected`` (all of
+    :data:`METRICS` that apply). See the module doc for the statistics."""
     with Store.open(store_path, create=False) as store:
         run = store.latest_run() if run is None else run
         spec = Spec.model_validate(store.run_spec(run))
@@ -190,7 +191,7 @@ def _se(values: np.ndarray) -> float:
 
 
 def _filler_popularity(info: dict[str, Any]) -> dict[str, float]:
-    """Mean over targets of the fillers' popularity (see ``cells.filler_popularity``)."""
+    """Mean over targets of the fillers' popularity (see ``attacks.ratings.filler_popularity``)."""
     values = [
         item["filler_popularity"] for item in info.get("attack", []) if "filler_popularity" in item
     ]
@@ -289,9 +290,7 @@ def to_markdown(
     parts += _tables(report, column_dim, "hr_mean", "hr_se", "HR_t@{k} (mean ± SE over targets)")
     parts += _attack_diagnostics(report, column_dim)
     if "fnr" in report.columns:
-        attacked = report[report["attack"] != NO_ATTACK]
-        if column_dim != "k":  # detection does not depend on K
-            attacked = attacked[attacked["k"] == attacked["k"].min()]
+        attacked = _one_k(report[report["attack"] != NO_ATTACK], column_dim)  # not K-dependent
         both = attacked.assign(
             fpr_fnr=[
                 f"{_cell(a, None)} / {_cell(b, None)}"
@@ -313,7 +312,7 @@ def to_markdown(
             "HR_t@{k} under detection by {detector}",
         )
     if "rmse_shift" in report.columns:
-        single = report if column_dim == "k" else report[report["k"] == report["k"].min()]
+        single = _one_k(report, column_dim)
         explicit = [
             ("rmse_shift", "RMSE shift on held-out ratings (poisoned − clean)"),
             ("rmse_clean", "RMSE of the clean victim"),
@@ -359,7 +358,7 @@ DIAGNOSTICS = (
 
 def _attack_diagnostics(report: pd.DataFrame, column_dim: str) -> list[str]:
     """Tables of the :data:`DIAGNOSTICS` columns, for the attacks that report them."""
-    single = report if column_dim == "k" else report[report["k"] == report["k"].min()]
+    single = _one_k(report, column_dim)
     parts: list[str] = []
     for column, caption in DIAGNOSTICS:
         if column in single.columns and single[column].notna().any():
@@ -373,6 +372,12 @@ def _attack_diagnostics(report: pd.DataFrame, column_dim: str) -> list[str]:
                 caption,
             )
     return parts
+
+
+def _one_k(report: pd.DataFrame, column_dim: str) -> pd.DataFrame:
+    """The rows of the smallest K, for values that do not depend on K (unless K is the swept
+    column dimension)."""
+    return report if column_dim == "k" else report[report["k"] == report["k"].min()]
 
 
 def _column_dimension(report: pd.DataFrame) -> str:
