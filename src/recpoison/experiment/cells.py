@@ -61,7 +61,7 @@ from recpoison.data.interactions import Interactions
 from recpoison.data.loaders import load_dataset
 from recpoison.errors import ConfigError, DataError
 from recpoison.experiment.expansion import CellOutcome, config_key, stable_seed
-from recpoison.experiment.spec import NO_ATTACK, NO_TARGETS
+from recpoison.experiment.spec import NO_ATTACK, NO_TARGETS, ComponentSpec, goal_of
 from recpoison.metrics import leave_one_out_hr_ndcg, target_hit_ratio
 from recpoison.utilities import pair_predictions, unseen_entries
 from recpoison.utilities import rmse as utility_rmse
@@ -237,10 +237,7 @@ def _attack_cell(
     view = attacker_view(train, config)
     info.update(n_fake=n_fake, n_attacker_users=view.n_users, n_attacker_ratings=view.n_ratings)
     poisoned, attack_info = [], []
-    untargeted = (
-        getattr(make_attack(config["attack"]["name"], **config["attack"]["params"]), "goal", None)
-        == "availability"
-    )
+    untargeted = goal_of(ComponentSpec(**config["attack"])) == "availability"
     if not untargeted and len(targets) == 0:
         raise ConfigError(
             f"attack {config['attack']['name']} needs target items; the target "
