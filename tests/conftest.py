@@ -8,6 +8,9 @@ import torch
 
 from recpoison.cli import main
 from recpoison.data import Interactions, planted
+from recpoison.data.transforms import item_popularity
+from recpoison.metrics import target_hit_ratio
+from recpoison.victims.neural import NeuMF
 
 
 @pytest.fixture(scope="session")
@@ -77,8 +80,6 @@ def cli(monkeypatch, capsys):
 
 def effect_victim():
     """The small 4-replica NeuMF the attack-effect tests retrain (fixed seed)."""
-    from recpoison.victims.neural import NeuMF
-
     return NeuMF(
         embedding_dim=8,
         layers=(32, 16, 8),
@@ -96,9 +97,6 @@ def effect_setup():
     """For attack-effect tests: planted implicit data (250 users, 180 items), its 6th least
     popular item as the target, the target's HR_t@10 per replica of :func:`effect_victim`
     trained without attack, and that victim's factory."""
-    from recpoison.data.transforms import item_popularity
-    from recpoison.metrics import target_hit_ratio
-
     data = planted(250, 180, ratings_per_user=20, rating_scale=None, random_state=0)
     target = int(np.argsort(item_popularity(data), kind="stable")[5])
     clean = target_hit_ratio(effect_victim().fit(data), data, [target]).ratio()[:, 0, 0]
