@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
@@ -73,6 +74,59 @@ class Attack(ABC):
         if "explicit_ratings" in self.requires and train.is_implicit:
             raise ConfigError(f"{self.name} needs explicit ratings; the data is implicit")
         return targets
+
+    def __repr__(self) -> str:
+        params = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        return f"{type(self).__name__}({params})"
+
+
+@dataclass(frozen=True, eq=False)
+class EdgePerturbation:
+    """What an edge attack returns: the perturbed training data and the flips that made it.
+
+    ``data`` is what the victim trains on: the attacker's input with edges flipped (and, for the
+    new-user variants, empty users appended with ``is_fake`` set). ``flips`` is ``[n, 3]`` int64
+    rows ``(user, item, new_value)`` in ``data``'s index space, in the order they were chosen
+    (``new_value`` 1 inserts an interaction, 0 removes one). ``info`` holds diagnostics (for
+    example the attacker's loss per flip) that the runner stores beside the results.
+    """
+
+    data: Interactions
+    flips: np.ndarray
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def n_flips(self) -> int:
+        return int(self.flips.shape[0])
+
+
+class EdgeAttack(ABC):
+    """An untargeted attack that flips user-item edges instead of crafting fake profiles.
+
+    Aravind (thesis §3.5-3.12): a perturbation is one flipped entry of the interaction matrix;
+    the budget is a number of flips. ``perturb`` sees only the attacker's view of the training
+    data, like ``Attack.generate``. ``requires`` uses the same vocabulary as ``Attack``.
+    """
+
+    name: ClassVar[str] = "edge-attack"
+    requires: ClassVar[frozenset[str]] = frozenset()
+    #: Edge attacks degrade the recommender for everyone (section 3.5).
+    goal: ClassVar[str] = "untargeted"
+
+    @abstractmethod
+    def perturb(
+        self,
+        train: Interactions,
+        budget: int,
+        *,
+        surrogate: Recommender | None = None,
+        random_state: RandomState = None,
+    ) -> EdgePerturbation:
+        """Flip ``budget`` edges of ``train`` (implicit data); return the perturbed data."""
+
+    def get_params(self) -> dict[str, Any]:
+        names = [p for p in inspect.signature(type(self).__init__).parameters if p != "self"]
+        return {name: getattr(self, name) for name in names}
 
     def __repr__(self) -> str:
         params = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
