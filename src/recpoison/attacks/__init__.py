@@ -1,4 +1,5 @@
-"""Attacks: data poisoning by fake users. ``ATTACKS`` is the one registry of their names."""
+"""Attacks: data poisoning by fake users (``Attack``) or by edge flips (``EdgeAttack``).
+``ATTACKS`` is the one registry of their names."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ ATTACKS: dict[str, str] = {
     "pga": "recpoison.attacks.pga_sgld:PGAAttack",
     "sgld": "recpoison.attacks.pga_sgld:SGLDAttack",
     "mf": "recpoison.attacks.pga_sgld:MFAttack",
+    "random-edges": "recpoison.attacks.random_edges:RandomEdgesAttack",
 }
 
 

@@ -62,6 +62,7 @@ from recpoison.experiment.measures.explicit import (
 from recpoison.experiment.measures.quality import fit_without_held_out, quality_rows
 from recpoison.experiment.measures.remedy import RemedyContext, make_remedy
 from recpoison.experiment.measures.target_hr import TargetHits
+from recpoison.experiment.measures.untargeted import UntargetedMetrics, edge_split
 from recpoison.experiment.spec import NO_ATTACK, NO_TARGETS, ComponentSpec, goal_of
 from recpoison.victims import Recommender, make_victim, victim_class
 
@@ -160,7 +161,8 @@ def execute_cell(
     if config["kind"] == "quality":
         outcome.quality = _quality(data, config, device, say)
     else:
-        outcome.results, outcome.info = _attack_cell(data, config, device, say)
+        protocol = PROTOCOLS[config.get("protocol", "targeted")]
+        outcome.results, outcome.info = protocol(data, config, device, say)
     outcome.seconds = time.perf_counter() - start
     return outcome
 
@@ -234,6 +236,45 @@ def _attack_cell(
     return _rows(config, data, targets, columns), info
 
 
+def _edge_cell(
+    data: Interactions, config: dict[str, Any], device: str, say: Status
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The untargeted protocol (Aravind's thesis §3.5, §4.2): flip edges, retrain, measure
+    accuracy / AUROC / BCE (see :mod:`recpoison.experiment.measures.untargeted`).
+
+    The budget of an edge attack is ``max(1, round(size * |A⁻|))`` flips, ``|A⁻|`` the sampled
+    training negatives (the thesis's "percentage of 0-edges perturbed"). Every cell of a
+    (dataset, victim) uses the same split and victim seeds, so the ``none`` cell is the clean
+    victim of each attack cell, retrain by retrain.
+    """
+    seed = stable_seed("edges", config["seed"], config["dataset"], config["negative_ratio"])
+    split = edge_split(data, config["negative_ratio"], seed)
+    victim_seed = stable_seed(
+        "victim", config["seed"], config["dataset"], config["victim"], config["targets"]
+    )
+    info: dict[str, Any] = {"n_real": data.n_real, "n_fake": 0}
+    poisoned, flips = split.train, np.zeros((0, 3), dtype=np.int64)
+    if config["attack"]["name"] != NO_ATTACK:
+        budget = max(1, round(config["size"] * split.n_negatives))
+        say(f"attack {config['attack']['name']}: {budget} flips")
+        attack, surrogate = _attack_and_surrogate(config, device, 0)
+        perturbation = attack.perturb(
+            split.train, budget, surrogate=surrogate, random_state=stable_seed("attack", config)
+        )
+        poisoned, flips = perturbation.data, perturbation.flips
+        info.update(n_fake=perturbation.n_flips, attack=[perturbation.info])
+    metrics = UntargetedMetrics(split, flips, config["retrains"], victim_seed)
+    held_out = np.full(poisoned.n_users, -1, dtype=np.int64)
+    held_out[: len(split.test_items)] = split.test_items
+    _retrain(
+        config, [poisoned], [metrics], seed=victim_seed, device=device, say=say, held_out=held_out
+    )
+    info["untargeted"] = metrics.info()
+    no_targets = np.zeros(0, dtype=np.int64)
+    hits = TargetHits(no_targets, config["ks"], config["retrains"])
+    return _rows(config, data, no_targets, [hits.columns]), info
+
+
 def _rates(detections: list[Any], t: int, r: int, j: int) -> dict[str, float]:
     return rate_columns(detections, t)
 
@@ -276,6 +317,10 @@ def _poison(
     return poisoned, n_fake
 
 
+#: The cell protocols: targeted / explicit / detection cells, and edge attacks (untargeted).
+PROTOCOLS = {"targeted": _attack_cell, "untargeted": _edge_cell}
+
+
 def _victim_view(data: Interactions, config: dict[str, Any]) -> Interactions:
     """The data as the victim sees it (binarized with ``victim_data: binarized``)."""
     return transforms.binarize(data) if config.get("victim_data") == "binarized" else data
@@ -304,13 +349,15 @@ def _retrain(
     seed: int,
     device: str,
     say: Status,
+    held_out: np.ndarray | None = None,
 ) -> None:
     """Retrain the victim ``retrains`` times per dataset; every measurement observes each fit.
 
     ``datasets`` holds one poisoned dataset per target (or one dataset for all targets); the
     victim trains on their :func:`_victim_view`. Per-target datasets are trained together in
     batched fits of up to :data:`MAX_REPLICAS_PER_FIT` replicas when the victim supports
-    per-replica data, else one fit of ``retrains`` replicas per dataset.
+    per-replica data, else one fit of ``retrains`` replicas per dataset. ``held_out`` (one
+    dataset only) gives each user's held-out test item, never sampled as a training negative.
     """
     retrains = config["retrains"]
     trained = [_victim_view(d, config) for d in datasets]
@@ -325,6 +372,8 @@ def _retrain(
         say(f"training {n_replicas} {config['victim']['name']} replicas")
         if len(members) > 1:
             model.fit([trained[t] for t in members for _ in range(retrains)])
+        elif held_out is not None:
+            fit_without_held_out(model, trained[0], held_out)
         else:
             model.fit(trained[members[0]])
         say("measuring")
