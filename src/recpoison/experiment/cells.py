@@ -217,7 +217,9 @@ def _attack_cell(
             info["explicit"] = explicit_info(explicit, explicit)
     if config["detector"] is not None:
         attack_and_surrogate = functools.partial(_attack_and_surrogate, config, device)
-        detections = detect(config, train, poisoned, targets, n_fake, attack_and_surrogate, say)
+        detections = detect(
+            before_remedy(config), train, poisoned, targets, n_fake, attack_and_surrogate, say
+        )
         info["detector"] = [d.info for d in detections]
         context = RemedyContext(
             targets=targets,
@@ -308,7 +310,7 @@ def _poison(
             np.zeros(0, dtype=np.int64) if target is None else np.array([target]),
             n_fake,
             surrogate=surrogate,
-            random_state=stable_seed("attack", config, t),
+            random_state=stable_seed("attack", before_remedy(config), t),
         )
         poisoned.append(train.with_fake_users(profiles))
         popularity = filler_popularity(view, profiles)
@@ -319,6 +321,12 @@ def _poison(
 
 #: The cell protocols: targeted / explicit / detection cells, and edge attacks (untargeted).
 PROTOCOLS = {"targeted": _attack_cell, "untargeted": _edge_cell}
+
+
+def before_remedy(config: dict[str, Any]) -> dict[str, Any]:
+    """The config without its remedy: what seeds the attack, surrogate and detector, so that
+    cells differing only by remedy compare remedies on the same poisoned data and flags."""
+    return {key: value for key, value in config.items() if key != "remedy"}
 
 
 def _victim_view(data: Interactions, config: dict[str, Any]) -> Interactions:
@@ -335,7 +343,7 @@ def _attack_and_surrogate(
         surrogate = make_victim(
             config["surrogate"]["name"],
             **config["surrogate"]["params"],
-            random_state=stable_seed("surrogate", config, t),
+            random_state=stable_seed("surrogate", before_remedy(config), t),
             device=device,
         )
     return attack, surrogate
