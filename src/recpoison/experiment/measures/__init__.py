@@ -6,6 +6,7 @@ needs (see :mod:`recpoison.experiment.cells`: poison, retrain, measure).
 - :mod:`.detection` — a detector's flags, FPR and FNR.
 - :mod:`.remedy` — what is done with flagged users (retrain without them), HR_t afterwards.
 - :mod:`.quality` — leave-one-out HR@10 / NDCG@10 of a victim.
+- :mod:`.untargeted` — accuracy / AUROC / BCE on labelled edges (edge attacks, untargeted).
 
 Each measurement observes every :class:`~.base.Fit` of the retrain step (``observe``) and
 contributes result columns (``columns(t, r, j)``) or cell info.
