@@ -30,6 +30,11 @@ The protocol of one attack cell (Huang et al. 2021, section V):
    detector, FPR / FNR (:mod:`~recpoison.experiment.measures.detection`) and HR_t after the
    remedy, by default retraining without the flagged users
    (:mod:`~recpoison.experiment.measures.remedy`).
+
+A spec with an edge attack (goal ``untargeted``, Aravind's thesis) runs every cell under the
+untargeted protocol instead (:func:`_edge_cell`, chosen through :data:`PROTOCOLS`): the
+attack flips edges of the training interactions and the retrained victim's accuracy, AUROC and
+BCE are measured on labelled edges (:mod:`~recpoison.experiment.measures.untargeted`).
 """
 
 from __future__ import annotations
@@ -232,7 +237,7 @@ def _attack_cell(
             say=say,
         )
         remedied = make_remedy(config.get("remedy")).apply(poisoned, detections, context)
-        columns += [functools.partial(_rates, detections), remedied.columns]
+        columns += [functools.partial(rate_columns, detections), remedied.columns]
         if remedied.info:
             info["remedy"] = remedied.info
     return _rows(config, data, targets, columns), info
@@ -275,10 +280,6 @@ def _edge_cell(
     no_targets = np.zeros(0, dtype=np.int64)
     hits = TargetHits(no_targets, config["ks"], config["retrains"])
     return _rows(config, data, no_targets, [hits.columns]), info
-
-
-def _rates(detections: list[Any], t: int, r: int, j: int) -> dict[str, float]:
-    return rate_columns(detections, t)
 
 
 def _poison(

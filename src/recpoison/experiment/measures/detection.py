@@ -51,7 +51,8 @@ def detect(
     return results
 
 
-def rate_columns(results: list[DetectionResult], t: int) -> dict[str, float]:
-    """``fpr`` / ``fnr`` of the detection that target ``t`` (-1: none) belongs to."""
+def rate_columns(results: list[DetectionResult], t: int, r: int, j: int) -> dict[str, float]:
+    """``fpr`` / ``fnr`` of the detection that target ``t`` (-1: none) belongs to (the same
+    for every retrain ``r`` and K index ``j``)."""
     result = results[min(max(t, 0), len(results) - 1)]
     return {"fpr": float(result.fpr), "fnr": float(result.fnr)}
