@@ -5,7 +5,10 @@ import pytest
 
 from recpoison.data import load_dataset
 from recpoison.data.loaders import FORMATS, infer_format
-from recpoison.errors import DataError
+from recpoison.data.transforms import binarize, k_core, min_rating
+from recpoison.errors import ConfigError, DataError
+from recpoison.experiment.cells import prepared_dataset
+from recpoison.experiment.spec import DatasetSpec
 
 STEAM = """151603712,"The Elder Scrolls V Skyrim",purchase,1.0,0
 151603712,"The Elder Scrolls V Skyrim",play,273.0,0
@@ -29,6 +32,10 @@ ANIME = """user_id,anime_id,rating
 2,79,-1
 3,24,1
 """
+
+
+def parse_spec_dataset(source: str, transforms: list) -> dict:
+    return DatasetSpec(source=source, transforms=transforms).model_dump(mode="json")
 
 
 def write(folder, name, text):
@@ -106,3 +113,25 @@ def test_bad_files_are_one_line_errors(tmp_path, name, text, fmt, message):
     with pytest.raises(DataError, match=message) as error:
         load_dataset(str(path), format=fmt)
     assert "\n" not in str(error.value) and str(path) in str(error.value)
+
+
+def test_thesis_preprocessing_transforms(tiny_explicit):
+    core = k_core(tiny_explicit, 3, k_items=12)  # users with 3, items with 12 ratings (§4.7)
+    assert core.n_ratings > 0 and np.diff(core.matrix.indptr).min() >= 3
+    assert np.bincount(core.matrix.indices).min() >= 12
+    assert core.n_items < k_core(tiny_explicit, 3).n_items
+    assert k_core(tiny_explicit, 3).n_ratings == k_core(tiny_explicit, 3, k_items=3).n_ratings
+    liked = min_rating(tiny_explicit, 4)  # the thesis's Netflix positives: 4 and 5 stars
+    assert liked.matrix.data.min() >= 4 and liked.n_users == tiny_explicit.n_users
+    assert liked.n_ratings == int((tiny_explicit.matrix.data >= 4).sum())
+    with pytest.raises(ConfigError, match="before binarize"):
+        min_rating(binarize(tiny_explicit), 4)
+    with pytest.raises(ConfigError, match="k_items must be a positive integer"):
+        k_core(tiny_explicit, 3, k_items=0)
+
+
+def test_a_spec_can_name_the_preprocessing(tmp_path):
+    path = write(tmp_path, "combined_data_1.txt", NETFLIX_1)
+    steps = [{"min_rating": 4}, "binarize", {"k_core": {"k": 1, "k_items": 1}}]
+    data = prepared_dataset(parse_spec_dataset(str(path), steps), seed=0)
+    assert data.is_implicit and data.n_ratings == 2  # the 3-star rating is gone

@@ -45,7 +45,7 @@ NO_TARGETS = "none"
 #: The goal of edge attacks (Aravind's thesis §3.5): degrade the recommender for everyone.
 UNTARGETED = "untargeted"
 #: Dataset transforms a spec may name, in ``recpoison.data.transforms``.
-TRANSFORMS = ("binarize", "k_core", "subsample_ratings", "subsample_users")
+TRANSFORMS = ("binarize", "k_core", "min_rating", "subsample_ratings", "subsample_users")
 #: Victim parameters the runner sets itself (from ``retrains``, ``seed`` and ``device``).
 RUNNER_VICTIM_PARAMS = ("n_replicas", "random_state", "device", "seeds")
 
