@@ -88,3 +88,12 @@ def test_random_edges_errors(tiny_explicit, tiny_implicit):
         make_attack("random-edges", new_users=1).perturb(tiny_implicit, 41, random_state=0)
     with pytest.raises(ConfigError, match=">= 1 flip"):
         make_attack("random-edges").perturb(tiny_implicit, 0, random_state=0)
+
+
+def test_the_attack_command_points_edge_attacks_to_specs(cli, tmp_path):
+    code, _, err = cli(
+        "attack", "ml-latest-small", "--attack", "random-edges", "--size", "0.1",
+        "--targets", "random:1", "--out", tmp_path / "x.csv",
+    )  # fmt: skip
+    assert code == 2 and "flips edges instead of adding fake users" in err
+    assert len(err.strip().splitlines()) == 1
