@@ -1,4 +1,5 @@
-"""Attacks: data poisoning by fake users. ``ATTACKS`` is the one registry of their names."""
+"""Attacks: data poisoning by fake users (``Attack``) or by edge flips (``EdgeAttack``).
+``ATTACKS`` is the one registry of their names."""
 
 from __future__ import annotations
 
@@ -15,6 +16,11 @@ ATTACKS: dict[str, str] = {
     "pga": "recpoison.attacks.pga_sgld:PGAAttack",
     "sgld": "recpoison.attacks.pga_sgld:SGLDAttack",
     "mf": "recpoison.attacks.pga_sgld:MFAttack",
+    "meta": "recpoison.attacks.meta:MetaAttack",
+    "meta-approx": "recpoison.attacks.meta:MetaApproxAttack",
+    "meta-surrogate": "recpoison.attacks.meta:MetaSurrogateAttack",
+    "meta-new-users": "recpoison.attacks.meta_users:MetaNewUsersAttack",
+    "meta-similar-users": "recpoison.attacks.meta_users:MetaSimilarUsersAttack",
 }
 
 
