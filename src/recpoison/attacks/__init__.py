@@ -21,6 +21,7 @@ ATTACKS: dict[str, str] = {
     "meta-surrogate": "recpoison.attacks.meta:MetaSurrogateAttack",
     "meta-new-users": "recpoison.attacks.meta_users:MetaNewUsersAttack",
     "meta-similar-users": "recpoison.attacks.meta_users:MetaSimilarUsersAttack",
+    "meta-targeted": "recpoison.attacks.meta_targeted:MetaTargetedAttack",
 }
 
 

@@ -76,6 +76,34 @@ class EdgeProblem:
     labels: np.ndarray
     candidates: np.ndarray
 
+    def tensors(self, device: torch.device) -> tuple[PairData, torch.Tensor]:
+        """The pairs and their labels as tensors on ``device``."""
+        pairs = PairData(
+            torch.as_tensor(self.users, device=device), torch.as_tensor(self.items, device=device)
+        )
+        return pairs, torch.as_tensor(self.labels, dtype=torch.float32, device=device)
+
+
+def check_memory(
+    name: str,
+    model: FunctionalNCF,
+    pairs: PairData,
+    labels: torch.Tensor,
+    steps: int,
+    optimizer: Optimizer,
+    exact: bool,
+    max_memory_gb: float,
+) -> int:
+    """The estimated peak bytes of one meta-gradient; a ConfigError above ``max_memory_gb``."""
+    peak = estimate_peak_bytes(model, pairs, labels, steps, optimizer, exact)
+    if peak > max_memory_gb * GIB:
+        raise ConfigError(
+            f"{name}: one meta-gradient on {len(labels)} pairs with T={steps} needs about "
+            f"{peak / GIB:.1f} GiB (max_memory_gb={max_memory_gb}); lower steps or "
+            "negative_ratio, subsample the data, or use meta-approx"
+        )
+    return peak
+
 
 class MetaAttack(EdgeAttack):
     """Meta-Attack (Algorithm 1): insert the non-edges with the largest meta-gradient.
@@ -119,7 +147,7 @@ class MetaAttack(EdgeAttack):
         surrogate: Recommender | None = None,
         random_state: RandomState = None,
     ) -> EdgePerturbation:
-        self._check(train, budget, surrogate)
+        self.validate(train, budget, surrogate)
         rng = check_random_state(random_state)
         started = time.perf_counter()
         problem = self._problem(train, rng)
@@ -128,7 +156,7 @@ class MetaAttack(EdgeAttack):
                 f"{self.name}: a budget of {budget} flips exceeds the {len(problem.candidates)} "
                 "candidate non-edges; lower the budget or raise negative_ratio / new_users"
             )
-        model = self._surrogate_model(surrogate, problem.data, derive_seed(rng))
+        model = self.surrogate_model(surrogate, problem.data, derive_seed(rng))
         start = self._start(model, problem, rng)
         flips, info = self._attack(model, problem, budget, start)
         info["appended_users"] = problem.data.n_users - train.n_users
@@ -152,7 +180,7 @@ class MetaAttack(EdgeAttack):
         return model.initial
 
     # -- machinery -------------------------------------------------------------------------------
-    def _check(self, train: Interactions, budget: int, surrogate: Recommender | None) -> None:
+    def validate(self, train: Interactions, budget: int, surrogate: Recommender | None) -> None:
         if not train.is_implicit:
             raise ConfigError(f"{self.name} flips implicit edges; binarize the data first")
         if train.n_ratings == 0:
@@ -181,7 +209,7 @@ class MetaAttack(EdgeAttack):
                 f"{surrogate.name} is not"
             )
 
-    def _surrogate_model(
+    def surrogate_model(
         self, surrogate: Recommender | None, data: Interactions, seed: int
     ) -> FunctionalNCF:
         """The surrogate's architecture and initialisation (one replica) on ``data``'s shape."""
@@ -203,19 +231,11 @@ class MetaAttack(EdgeAttack):
         self, model: FunctionalNCF, problem: EdgeProblem, budget: int, start: Params
     ) -> tuple[np.ndarray, dict[str, Any]]:
         device = start["ncf.user_table"].device
-        pairs = PairData(
-            torch.as_tensor(problem.users, device=device),
-            torch.as_tensor(problem.items, device=device),
-        )
-        labels = torch.as_tensor(problem.labels, dtype=torch.float32, device=device)
+        pairs, labels = problem.tensors(device)
         optimizer = OPTIMIZERS[self.optimizer](self.lr)
-        peak = estimate_peak_bytes(model, pairs, labels, self.steps, optimizer, self.exact)
-        if peak > self.max_memory_gb * GIB:
-            raise ConfigError(
-                f"{self.name}: one meta-gradient on {len(problem.users)} pairs with T={self.steps} "
-                f"needs about {peak / GIB:.1f} GiB (max_memory_gb={self.max_memory_gb}); "
-                "lower steps or negative_ratio, subsample the data, or use meta-approx"
-            )
+        peak = check_memory(
+            self.name, model, pairs, labels, self.steps, optimizer, self.exact, self.max_memory_gb
+        )
         open_mask = torch.zeros(len(labels), dtype=torch.bool, device=device)
         open_mask[torch.as_tensor(problem.candidates, device=device)] = True
         chosen: list[np.ndarray] = []

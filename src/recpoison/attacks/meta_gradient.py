@@ -40,6 +40,7 @@ from torch.func import functional_call
 from recpoison.victims.neural_modules import StackedNCF
 
 Params = dict[str, torch.Tensor]
+Objective = Callable[[Params], torch.Tensor]
 
 
 class _PairModel(nn.Module):
@@ -53,6 +54,17 @@ class _PairModel(nn.Module):
 
     def forward(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         return self.ncf.pair_logits(users, items)[0]
+
+
+class _FullModel(nn.Module):
+    """``forward(users)`` = logits ``[len(users), n_items]`` of a one-replica StackedNCF."""
+
+    def __init__(self, ncf: StackedNCF) -> None:
+        super().__init__()
+        self.ncf = ncf
+
+    def forward(self, users: torch.Tensor) -> torch.Tensor:
+        return self.ncf.full_logits(users)[0]
 
 
 @dataclass
@@ -131,12 +143,17 @@ class FunctionalNCF:
 
     def __init__(self, ncf: StackedNCF, dtype: torch.dtype = torch.float32) -> None:
         self._model = _PairModel(ncf)
+        self._full = _FullModel(ncf)
         self.initial: Params = {
             name: p.detach().to(dtype).clone() for name, p in self._model.named_parameters()
         }
 
     def logits(self, params: Params, pairs: PairData) -> torch.Tensor:
         return functional_call(self._model, params, (pairs.users, pairs.items))
+
+    def full_logits(self, params: Params, users: torch.Tensor) -> torch.Tensor:
+        """Logits ``[len(users), n_items]`` of ``users`` for every item."""
+        return functional_call(self._full, params, (users,))
 
     def loss(self, params: Params, pairs: PairData, labels: torch.Tensor) -> torch.Tensor:
         """Eq. 3.1: the summed BCE of the pairs with labels ``A(u, i)``."""
@@ -183,15 +200,17 @@ def meta_gradient(
     steps: int,
     optimizer: Optimizer,
     start: Params | None = None,
+    objective: Objective | None = None,
 ) -> tuple[torch.Tensor, float, torch.Tensor]:
-    """Exact ``∇_A L_train(θ_T(A), A)`` over the pairs, ``L_train(θ_T)`` and the logits at θ_T
-    (Algorithm 1)."""
+    """Exact ``∇_A L(θ_T(A), A)`` over the pairs, ``L(θ_T)`` and the pairs' logits at θ_T
+    (Algorithm 1). ``L`` is ``L_train`` (Eq. 3.1) unless ``objective(θ_T)`` is given (the
+    targeted extension's attack loss)."""
     a = labels.detach().clone().requires_grad_()
     state = optimizer.init(start or model.initial).detached()
     for _ in range(steps):
         state = model.step(state, pairs, a, optimizer, create_graph=True)
     logits = model.logits(state.params, pairs)
-    loss = model.loss_of(logits, a)
+    loss = model.loss_of(logits, a) if objective is None else objective(state.params)
     (grad,) = torch.autograd.grad(loss, a)
     return grad, float(loss.detach()), logits.detach()
 

@@ -29,7 +29,7 @@ from recpoison.attacks.meta import (
     append_users,
     sample_non_edges,
 )
-from recpoison.attacks.meta_gradient import OPTIMIZERS, FunctionalNCF, PairData, Params
+from recpoison.attacks.meta_gradient import OPTIMIZERS, FunctionalNCF, Params
 from recpoison.data.interactions import Interactions
 from recpoison.errors import ConfigError
 from recpoison.utils import derive_seed
@@ -149,11 +149,7 @@ class MetaSimilarUsersAttack(MetaNewUsersAttack):
         if self.seeding != "kmeans":
             return model.initial
         device = model.initial["ncf.user_table"].device
-        pairs = PairData(
-            torch.as_tensor(problem.users, device=device),
-            torch.as_tensor(problem.items, device=device),
-        )
-        labels = torch.as_tensor(problem.labels, dtype=torch.float32, device=device)
+        pairs, labels = problem.tensors(device)
         trained = model.train(pairs, labels, self.steps, OPTIMIZERS[self.optimizer](self.lr))
         n_old = problem.data.n_users - self.new_users
         real = np.flatnonzero(~problem.data.is_fake[:n_old])
