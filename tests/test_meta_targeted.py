@@ -32,7 +32,7 @@ def test_meta_targeted_refuses_explicit_data_and_non_differentiable_surrogates(d
     with pytest.raises(ConfigError, match="binarize"):
         make_attack("meta-targeted", n_fillers=3).generate(explicit, [0], 2, random_state=0)
     with pytest.raises(ConfigError, match="differentiable"):
-        make_attack("meta-targeted").generate(
+        make_attack("meta-targeted", n_fillers=3).generate(
             data, [0], 2, surrogate=make_victim("als-mf"), random_state=0
         )
 
