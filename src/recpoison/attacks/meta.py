@@ -319,6 +319,29 @@ def _pairs(
     return EdgeProblem(data, users, items, labels, np.arange(candidates_from, len(users)))
 
 
+def new_users_problem(
+    train: Interactions, rows: sp.csr_matrix, negative_ratio: float, rng: np.random.Generator
+) -> EdgeProblem:
+    """Algorithm 5's pairs: ``rows`` appended as new users; every interaction is a positive;
+    the negatives are sampled non-edges of the real users (``negative_ratio`` per interaction of
+    ``train``) plus *every* empty entry of the new users, which alone are the candidates."""
+    real = np.flatnonzero(~train.is_fake)
+    neg_users, neg_items = sample_non_edges(
+        train, real, round(negative_ratio * train.n_ratings), rng
+    )
+    data = append_users(train, rows)
+    pos_users, pos_items, _ = data.triples()
+    new_users, new_items = np.nonzero(rows.toarray() == 0)
+    return _pairs(
+        data,
+        pos_users,
+        pos_items,
+        np.concatenate([neg_users, new_users + train.n_users]),
+        np.concatenate([neg_items, new_items]),
+        candidates_from=len(pos_users) + len(neg_users),
+    )
+
+
 def sample_non_edges(
     data: Interactions, users: np.ndarray, count: int, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray]:

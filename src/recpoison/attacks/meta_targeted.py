@@ -28,9 +28,9 @@ from recpoison.attacks.base import Attack
 from recpoison.attacks.meta import (
     EdgeProblem,
     MetaAttack,
-    append_users,
     check_memory,
-    sample_non_edges,
+    insert_edges,
+    new_users_problem,
 )
 from recpoison.attacks.meta_gradient import OPTIMIZERS, FunctionalNCF, Params, meta_gradient
 from recpoison.attacks.poison_loss import eligible_mask, rank_gaps, seen_mask, user_losses
@@ -103,38 +103,19 @@ class MetaTargetedAttack(Attack):
         problem = self._problem(train, targets, n_fake, rng)
         model = machinery.surrogate_model(surrogate, problem.data, derive_seed(rng))
         fillers, losses = self._choose_fillers(model, problem, train, targets, n_fake)
-        rows = np.repeat(np.arange(n_fake), len(targets))
-        cols = np.tile(targets, n_fake)
-        rows = np.concatenate([rows, fillers[:, 0] - train.n_users])
-        cols = np.concatenate([cols, fillers[:, 1]])
-        matrix = sp.csr_matrix(
-            (np.ones(len(rows), dtype=np.float32), (rows, cols)), shape=(n_fake, train.n_items)
-        )
-        return FakeProfiles(matrix, targets, {"target_loss": losses})
+        poisoned = insert_edges(problem.data, fillers[:, 0], fillers[:, 1])
+        return FakeProfiles(poisoned.matrix[train.n_users :], targets, {"target_loss": losses})
 
     def _problem(
         self, train: Interactions, targets: np.ndarray, n_fake: int, rng: np.random.Generator
     ) -> EdgeProblem:
-        real = np.flatnonzero(~train.is_fake)
-        neg_users, neg_items = sample_non_edges(
-            train, real, round(self.negative_ratio * train.n_ratings), rng
-        )
+        """Fake users rating the targets, appended as in Algorithm 5."""
+        rows = np.repeat(np.arange(n_fake), len(targets))
         seeded = sp.csr_matrix(
-            (
-                np.ones(n_fake * len(targets), dtype=np.float32),
-                (np.repeat(np.arange(n_fake), len(targets)), np.tile(targets, n_fake)),
-            ),
+            (np.ones(len(rows), dtype=np.float32), (rows, np.tile(targets, n_fake))),
             shape=(n_fake, train.n_items),
         )
-        data = append_users(train, seeded)
-        pos_users, pos_items, _ = data.triples()
-        fake = np.arange(train.n_users, data.n_users)
-        cand_users, cand_items = np.nonzero(seeded.toarray() == 0)
-        users = np.concatenate([pos_users, neg_users, fake[cand_users]]).astype(np.int64)
-        items = np.concatenate([pos_items, neg_items, cand_items]).astype(np.int64)
-        labels = np.concatenate([np.ones(len(pos_users)), np.zeros(len(users) - len(pos_users))])
-        first = len(pos_users) + len(neg_users)
-        return EdgeProblem(data, users, items, labels, np.arange(first, len(users)))
+        return new_users_problem(train, seeded, self.negative_ratio, rng)
 
     def _choose_fillers(
         self,

@@ -23,12 +23,7 @@ import scipy.sparse as sp
 import torch
 from sklearn.cluster import KMeans
 
-from recpoison.attacks.meta import (
-    EdgeProblem,
-    MetaAttack,
-    append_users,
-    sample_non_edges,
-)
+from recpoison.attacks.meta import EdgeProblem, MetaAttack, new_users_problem
 from recpoison.attacks.meta_gradient import OPTIMIZERS, FunctionalNCF, Params
 from recpoison.data.interactions import Interactions
 from recpoison.errors import ConfigError
@@ -71,20 +66,7 @@ class MetaNewUsersAttack(MetaAttack):
             raise ConfigError(f"{self.name}: new_users must be an integer >= 1")
         if self.new_users < 1:
             raise ConfigError(f"{self.name}: new_users must be >= 1, got {self.new_users}")
-        real = np.flatnonzero(~train.is_fake)
-        neg_users, neg_items = sample_non_edges(
-            train, real, round(self.negative_ratio * train.n_ratings), rng
-        )
-        data = append_users(train, self._new_rows(train, rng))
-        pos_users, pos_items, _ = data.triples()
-        new = np.arange(train.n_users, data.n_users)
-        seeded = data.matrix[new].toarray() > 0
-        cand_users, cand_items = np.nonzero(~seeded)
-        users = np.concatenate([pos_users, neg_users, new[cand_users]]).astype(np.int64)
-        items = np.concatenate([pos_items, neg_items, cand_items]).astype(np.int64)
-        labels = np.concatenate([np.ones(len(pos_users)), np.zeros(len(users) - len(pos_users))])
-        first = len(pos_users) + len(neg_users)
-        return EdgeProblem(data, users, items, labels, np.arange(first, len(users)))
+        return new_users_problem(train, self._new_rows(train, rng), self.negative_ratio, rng)
 
 
 class MetaSimilarUsersAttack(MetaNewUsersAttack):
