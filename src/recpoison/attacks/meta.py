@@ -41,6 +41,7 @@ import scipy.sparse as sp
 import torch
 
 from recpoison.attacks.base import EdgeAttack, EdgePerturbation
+from recpoison.attacks.edges import apply_flips
 from recpoison.attacks.meta_gradient import (
     OPTIMIZERS,
     FunctionalNCF,
@@ -162,7 +163,7 @@ class MetaAttack(EdgeAttack):
         info["appended_users"] = problem.data.n_users - train.n_users
         info["seeded_edges"] = problem.data.n_ratings - train.n_ratings
         info["seconds"] = round(time.perf_counter() - started, 3)
-        return EdgePerturbation(insert_edges(problem.data, flips[:, 0], flips[:, 1]), flips, info)
+        return EdgePerturbation(apply_flips(problem.data, flips), flips, info)
 
     # -- the pieces subclasses change ------------------------------------------------------------
     def _problem(self, train: Interactions, rng: np.random.Generator) -> EdgeProblem:
@@ -369,26 +370,3 @@ def sample_non_edges(
 def append_users(data: Interactions, rows: sp.csr_matrix) -> Interactions:
     """``data`` with ``rows`` appended as new users (``is_fake`` True)."""
     return data.with_fake_users(FakeProfiles(rows, np.zeros(0, dtype=np.int64)))
-
-
-def insert_edges(data: Interactions, users: np.ndarray, items: np.ndarray) -> Interactions:
-    """``data`` with interactions ``(users[k], items[k])`` added (absent before); inserted
-    entries get the latest timestamp of the data, like ``with_fake_users``."""
-    keys_old = np.repeat(np.arange(data.n_users), np.diff(data.matrix.indptr)) * data.n_items
-    keys_old = keys_old + data.matrix.indices
-    keys_new = np.asarray(users, dtype=np.int64) * data.n_items + np.asarray(items)
-    if np.isin(keys_new, keys_old).any() or len(np.unique(keys_new)) != len(keys_new):
-        raise ConfigError("an inserted edge is already in the data")
-    keys = np.concatenate([keys_old, keys_new])
-    order = np.argsort(keys, kind="stable")
-    values = np.concatenate([data.matrix.data, np.ones(len(keys_new), np.float32)])[order]
-    matrix = sp.csr_matrix(
-        (values, (keys[order] // data.n_items, keys[order] % data.n_items)),
-        shape=data.matrix.shape,
-    )
-    stamps = None
-    if data.timestamps is not None:
-        latest = data.timestamps.max() if len(data.timestamps) else 0
-        extra = np.full(len(keys_new), latest, dtype=data.timestamps.dtype)
-        stamps = np.concatenate([data.timestamps, extra])[order]
-    return data.replace(matrix=matrix, timestamps=stamps)

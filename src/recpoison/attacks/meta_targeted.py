@@ -25,11 +25,11 @@ import scipy.sparse as sp
 import torch
 
 from recpoison.attacks.base import Attack
+from recpoison.attacks.edges import apply_flips
 from recpoison.attacks.meta import (
     EdgeProblem,
     MetaAttack,
     check_memory,
-    insert_edges,
     new_users_problem,
 )
 from recpoison.attacks.meta_gradient import OPTIMIZERS, FunctionalNCF, Params, meta_gradient
@@ -103,7 +103,8 @@ class MetaTargetedAttack(Attack):
         problem = self._problem(train, targets, n_fake, rng)
         model = machinery.surrogate_model(surrogate, problem.data, derive_seed(rng))
         fillers, losses = self._choose_fillers(model, problem, train, targets, n_fake)
-        poisoned = insert_edges(problem.data, fillers[:, 0], fillers[:, 1])
+        flips = np.column_stack([fillers, np.ones(len(fillers), dtype=np.int64)])
+        poisoned = apply_flips(problem.data, flips)
         return FakeProfiles(poisoned.matrix[train.n_users :], targets, {"target_loss": losses})
 
     def _problem(

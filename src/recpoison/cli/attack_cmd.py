@@ -116,6 +116,10 @@ def attack(
         )
     cls = attack_class(attack_name)
     if isinstance(cls, type) and issubclass(cls, EdgeAttack):
+        if targets is not None:
+            raise ConfigError(
+                f"{attack_name} is untargeted (it flips edges, no target items); drop --targets"
+            )
         edge_attack(
             cls,
             source,
