@@ -25,8 +25,8 @@ Choices where the thesis is silent (documented in the README section):
   trying both, §4.4).
 * ``flips_per_step`` > 1 inserts that many best entries per meta-gradient: a speed option,
   1 (one flip per meta-gradient) as published.
-* Peak memory is estimated before starting (:func:`~recpoison.attacks.meta_gradient.
-  estimate_peak_bytes`); above ``max_memory_gb`` the attack refuses with a ConfigError.
+* Peak memory is estimated before starting (``meta_gradient.estimate_peak_bytes``, one probe
+  step); above ``max_memory_gb`` the attack refuses with a ConfigError.
 """
 
 from __future__ import annotations
