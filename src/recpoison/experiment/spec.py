@@ -27,7 +27,15 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from recpoison.attacks import ATTACKS
 from recpoison.data.interactions import Interactions
@@ -52,6 +60,16 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def _known_transform(step: str | dict[str, Any]) -> str | dict[str, Any]:
+    """One transform step (checked per step, so that every bad step is reported)."""
+    if isinstance(step, dict) and len(step) != 1:
+        raise ValueError(f"a transform is one name or a one-key mapping, got {step!r}")
+    name = step if isinstance(step, str) else next(iter(step))
+    if name not in TRANSFORMS:
+        raise ValueError(f"unknown transform {name!r}; choose one of: {', '.join(TRANSFORMS)}")
+    return step
+
+
 class DatasetSpec(_Strict):
     """A dataset: ``load_dataset(source, format, columns, name=, rating_scale=, implicit=)``,
     then ``transforms`` in order.
@@ -67,19 +85,9 @@ class DatasetSpec(_Strict):
     name: str | None = None
     rating_scale: tuple[float, float] | None = None
     implicit: bool = False
-    transforms: list[str | dict[str, Any]] = Field(default_factory=list)
-
-    @field_validator("transforms")
-    @classmethod
-    def _known_transforms(cls, steps: list[str | dict[str, Any]]) -> list[str | dict[str, Any]]:
-        for step in steps:
-            if isinstance(step, dict) and len(step) != 1:
-                raise ValueError(f"a transform is one name or a one-key mapping, got {step!r}")
-            name = step if isinstance(step, str) else next(iter(step))
-            if name not in TRANSFORMS:
-                choices = ", ".join(TRANSFORMS)
-                raise ValueError(f"unknown transform {name!r}; choose one of: {choices}")
-        return steps
+    transforms: list[Annotated[str | dict[str, Any], AfterValidator(_known_transform)]] = Field(
+        default_factory=list
+    )
 
     @property
     def display(self) -> str:
@@ -218,13 +226,18 @@ class Spec(_Strict):
             "targets": [t.display for t in self.targets],
             "knowledge": [k.display for k in self.knowledge],
         }
+        problems = []
         for field, labels in groups.items():
             repeated = sorted({x for x in labels if labels.count(x) > 1})
             if repeated:
                 key = "name" if field == "datasets" else "label"
-                raise ValueError(
-                    f"{field}: {repeated[0]!r} appears twice; give each entry a distinct `{key}:`"
+                names = ", ".join(map(repr, repeated))
+                problems.append(
+                    f"{field}: {names} appear{'s' * (len(repeated) == 1)} more than once; "
+                    f"give each entry a distinct `{key}:`"
                 )
+        if problems:
+            raise ValueError("; ".join(problems))
         return self
 
     def surrogate_for(self, victim: ComponentSpec) -> ComponentSpec:
@@ -314,26 +327,72 @@ def _assign(node: Any, parts: list[str], value: Any, path: str) -> None:
 
 
 def _one_line(error: ValidationError) -> str:
-    """The first pydantic error as ``path: problem``, plus how many more there are."""
-    errors = error.errors(include_url=False)
-    first = errors[0]
-    loc = [str(part) for part in first["loc"]]
-    path = ".".join(loc) or "spec"
-    if first["type"] == "extra_forbidden":
-        where = f" in {'.'.join(loc[:-1])}" if len(loc) > 1 else ""
-        allowed = _allowed_keys(first["loc"][:-1])
-        message = f"unknown key {loc[-1]!r}{where}" + (
-            f" (allowed: {', '.join(allowed)})" if allowed else ""
-        )
-    elif first["type"] == "missing":
-        message = f"{path}: required field is missing"
-    else:
-        text = first["msg"].removeprefix("Value error, ")
-        shown = first.get("input")
+    """Every pydantic error of a spec in one line (see :func:`join_problems`): unknown keys
+    first (a misspelt key is often why a required one is missing), grouped per mapping with the
+    keys allowed there, then missing fields grouped per mapping, then each bad value with its
+    path; the alternatives of a union at one path are joined with "or"."""
+    unknown: dict[tuple[int | str, ...], list[str]] = {}
+    missing: dict[tuple[int | str, ...], list[str]] = {}
+    values: dict[str, tuple[list[str], str]] = {}
+    for item in error.errors(include_url=False):
+        loc = tuple(item["loc"])
+        if item["type"] == "extra_forbidden":
+            unknown.setdefault(loc[:-1], []).append(repr(str(loc[-1])))
+            continue
+        loc = tuple(part for part in loc if not _is_union_member(part))
+        if item["type"] == "missing":
+            missing.setdefault(loc[:-1], []).append(str(loc[-1]))
+            continue
+        shown = item.get("input")
         got = f" (got {shown!r})" if isinstance(shown, int | float | str) and loc else ""
-        message = f"{path}: {text}{got}"
-    more = len(errors) - 1
-    return message + (f" (and {more} more error{'s' * (more > 1)})" if more else "")
+        texts, _ = values.setdefault(_dotted(loc), ([], got))  # "" for the whole spec
+        text = item["msg"].removeprefix("Value error, ")
+        if text not in texts:
+            texts.append(text)
+    problems = [_unknown_keys(parent, keys) for parent, keys in unknown.items()]
+    problems += [_missing_fields(parent, names) for parent, names in missing.items()]
+    problems += [
+        f"{path}{': ' * bool(path)}{' or '.join(texts)}{got}"
+        for path, (texts, got) in values.items()
+    ]
+    return join_problems(problems)
+
+
+def join_problems(problems: Sequence[str]) -> str:
+    """One problem as it is; several numbered on one line: ``2 problems in the spec: (1) ...;
+    (2) ...`` (the CLI prints a ConfigError as one line)."""
+    if len(problems) == 1:
+        return problems[0]
+    numbered = "; ".join(f"({i}) {problem}" for i, problem in enumerate(problems, 1))
+    return f"{len(problems)} problems in the spec: {numbered}"
+
+
+def _unknown_keys(parent: tuple[int | str, ...], keys: list[str]) -> str:
+    where = f" in {_dotted(parent)}" if parent else ""
+    allowed = _allowed_keys(parent)
+    hint = f" (allowed: {', '.join(allowed)})" if allowed else ""
+    noun = "key" if len(keys) == 1 else "keys"
+    return f"unknown {noun} {', '.join(keys)}{where}{hint}"
+
+
+def _missing_fields(parent: tuple[int | str, ...], names: list[str]) -> str:
+    if len(names) == 1:
+        return f"{_dotted((*parent, names[0]))}: required field is missing"
+    where = f"{_dotted(parent)}: " if parent else ""
+    return f"{where}required fields are missing: {', '.join(names)}"
+
+
+def _dotted(loc: Sequence[int | str]) -> str:
+    return ".".join(str(part) for part in loc)
+
+
+def _is_union_member(part: int | str) -> bool:
+    """Whether a pydantic error location part names a union member (``str``,
+    ``dict[str,any]``, ``function-after[...]``) rather than a key or an index."""
+    return isinstance(part, str) and ("[" in part or part in _SCALAR_TAGS)
+
+
+_SCALAR_TAGS = frozenset({"str", "int", "float", "bool", "none"})
 
 
 def _allowed_keys(loc: Sequence[int | str]) -> list[str]:
@@ -390,29 +449,36 @@ def attack_class_or_none(name: str) -> type | None:
 
 
 def check_components(spec: Spec) -> None:
-    """Names, constructor parameters and data-independent pairings (ConfigError)."""
-    victims = {}
+    """Names, constructor parameters and data-independent pairings: one ConfigError listing
+    every problem (see :func:`join_problems`)."""
+    problems = _Problems()
+    victims: dict[int, type | None] = {}
     for i, victim in enumerate(spec.victims):
-        victims[i] = _checked(f"victims.{i}", "victim", VICTIMS, victim, RUNNER_VICTIM_PARAMS)
+        victims[i] = _checked(
+            problems, f"victims.{i}", "victim", VICTIMS, victim, RUNNER_VICTIM_PARAMS
+        )
     surrogate_cls = None
     if spec.surrogate is not None:
         surrogate_cls = _checked(
-            "surrogate", "victim", VICTIMS, spec.surrogate, RUNNER_VICTIM_PARAMS
+            problems, "surrogate", "victim", VICTIMS, spec.surrogate, RUNNER_VICTIM_PARAMS
         )
     if spec.detector is not None:
-        _checked("detector", "detector", DETECTORS, spec.detector, ("random_state",))
+        _checked(problems, "detector", "detector", DETECTORS, spec.detector, ("random_state",))
     attack_table = {NO_ATTACK: "", **ATTACKS}
     for i, attack in enumerate(spec.attacks):
         if attack.name == NO_ATTACK:
             if attack.params:
-                raise ConfigError(f"attacks.{i}: the 'none' attack takes no params")
+                problems.add(f"attacks.{i}: the 'none' attack takes no params")
             continue
         if attack.name not in attack_table:
             try:
-                resolve("attack", attack_table, attack.name)
+                resolve("attack", attack_table, attack.name)  # names 'none' among the choices
             except ConfigError as error:
-                raise ConfigError(f"attacks.{i}.name: {error}") from None
-        attack_cls = _checked(f"attacks.{i}", "attack", ATTACKS, attack, ("random_state",))
+                problems.add(f"attacks.{i}.name: {error}")
+                continue
+        attack_cls = _checked(
+            problems, f"attacks.{i}", "attack", ATTACKS, attack, ("random_state",)
+        )
         if attack_cls is None:
             continue
         requires = getattr(attack_cls, "requires", frozenset())
@@ -424,42 +490,60 @@ def check_components(spec: Spec) -> None:
                 and surrogate is not None
                 and "differentiable" not in surrogate.capabilities
             ):
-                raise ConfigError(
+                problems.add(
                     f"attacks.{i}: {attack.name} needs a differentiable surrogate "
                     f"and {label} is not one; set `surrogate:` to a neural victim"
                 )
         if goal_of(attack, attack_cls) != "availability":
             for t, target in enumerate(spec.targets):
                 if target.type == NO_TARGETS:
-                    raise ConfigError(
+                    problems.add(
                         f"attacks.{i}: {attack.name} needs target items but targets.{t} has "
                         "type 'none' (only attacks with goal 'availability' run without targets)"
                     )
         if "explicit_ratings" in requires:
             for d, dataset in enumerate(spec.datasets):
                 if dataset.binarized:
-                    raise ConfigError(
+                    problems.add(
                         f"attacks.{i}: {attack.name} needs explicit ratings but "
                         f"datasets.{d} is binarized"
                     )
+    for d, dataset in enumerate(spec.datasets):
+        if spec.victim_data == "binarized" and dataset.binarized:
+            problems.add(
+                f"datasets.{d}: victim_data 'binarized' needs explicit data for the "
+                "attacks and the detector; remove `binarize` from its transforms"
+            )
     for j, cls in victims.items():
         caps = getattr(cls, "capabilities", None)
-        if caps is not None and spec.victim_data == "binarized" and "implicit" not in caps:
-            raise ConfigError(
+        if caps is None or "implicit" in caps:
+            continue
+        if spec.victim_data == "binarized":
+            problems.add(
                 f"victims.{j}: {spec.victims[j].name} needs explicit ratings but "
                 "victim_data is 'binarized'"
             )
         for d, dataset in enumerate(spec.datasets):
-            if spec.victim_data == "binarized" and dataset.binarized:
-                raise ConfigError(
-                    f"datasets.{d}: victim_data 'binarized' needs explicit data for the "
-                    "attacks and the detector; remove `binarize` from its transforms"
-                )
-            if caps is not None and dataset.binarized and "implicit" not in caps:
-                raise ConfigError(
+            if dataset.binarized:
+                problems.add(
                     f"victims.{j}: {spec.victims[j].name} needs explicit ratings "
                     f"but datasets.{d} is binarized; remove `binarize`"
                 )
+    problems.raise_any()
+
+
+class _Problems:
+    """The problems found in a spec, raised together as one ConfigError."""
+
+    def __init__(self) -> None:
+        self.messages: list[str] = []
+
+    def add(self, message: str) -> None:
+        self.messages.append(message)
+
+    def raise_any(self) -> None:
+        if self.messages:
+            raise ConfigError(join_problems(self.messages))
 
 
 def goal_of(attack: ComponentSpec, cls: type | None = None) -> str | None:
@@ -476,11 +560,12 @@ def goal_of(attack: ComponentSpec, cls: type | None = None) -> str | None:
 
 
 def check_data_pairings(spec: Spec, datasets: Sequence[Interactions]) -> None:
-    """The pairing checks that need the loaded data (ConfigError)."""
+    """The pairing checks that need the loaded data (one ConfigError listing every problem)."""
+    problems = _Problems()
     for d, data in enumerate(datasets):
         if spec.victim_data == "binarized":
             if data.is_implicit:
-                raise ConfigError(
+                problems.add(
                     f"datasets.{d} ({data.name}) is implicit; victim_data 'binarized' is for "
                     "explicit data (drop it)"
                 )
@@ -489,38 +574,43 @@ def check_data_pairings(spec: Spec, datasets: Sequence[Interactions]) -> None:
             cls = component_class("victim", VICTIMS, victim.name)
             caps = getattr(cls, "capabilities", frozenset())
             if data.is_implicit and "implicit" not in caps:
-                raise ConfigError(
+                problems.add(
                     f"victims.{j}: {victim.name} needs explicit ratings; "
                     f"datasets.{d} ({data.name}) is implicit"
                 )
             if not data.is_implicit and "explicit" not in caps:
-                raise ConfigError(
+                problems.add(
                     f"victims.{j}: {victim.name} trains on implicit feedback; add "
                     f"`binarize` to the transforms of datasets.{d}"
                 )
         for i, attack in enumerate(spec.attacks):
             cls = attack_class_or_none(attack.name)
             if cls is not None and "explicit_ratings" in cls.requires and data.is_implicit:
-                raise ConfigError(
+                problems.add(
                     f"attacks.{i}: {attack.name} needs explicit ratings; "
                     f"datasets.{d} ({data.name}) is implicit"
                 )
+    problems.raise_any()
 
 
 def _checked(
+    problems: _Problems,
     path: str,
     family: str,
     table: Mapping[str, str],
     component: ComponentSpec,
     reserved: Sequence[str],
 ) -> type | None:
+    """The component's class (None when unknown or not importable yet); its name and params
+    checked, each problem added to ``problems``."""
     try:
         cls = component_class(family, table, component.name)
     except ConfigError as error:
-        raise ConfigError(f"{path}.name: {error}") from None
+        problems.add(f"{path}.name: {error}")
+        return None
     for key in component.params:
         if key in reserved:
-            raise ConfigError(
+            problems.add(
                 f"{path}.params.{key}: set by the runner (use the spec's retrains / seed / device)"
             )
     if cls is not None:
@@ -528,8 +618,8 @@ def _checked(
         accepts_any = any(p.kind is p.VAR_KEYWORD for p in signature.parameters.values())
         valid = [p for p in signature.parameters if p != "self"]
         for key in component.params:
-            if not accepts_any and key not in valid:
-                raise ConfigError(
+            if not accepts_any and key not in valid and key not in reserved:
+                problems.add(
                     f"{path}.params.{key}: {component.name} has no parameter "
                     f"{key!r}; valid: {', '.join(valid)}"
                 )
