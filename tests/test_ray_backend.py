@@ -244,26 +244,6 @@ def test_results_reach_the_store_and_the_bar_as_cells_finish(
     assert_same_numbers(store, local)
 
 
-def test_a_killed_worker_is_retried_and_the_cell_finishes(
-    ray_instance, spec, keys, local, tmp_path, monkeypatch
-):
-    store, attempts = tmp_path / "killed.db", tmp_path / "attempts"
-
-    def kill_first_attempt():
-        wait_for(attempts)
-        os.kill(int(attempts.read_text().split()[0]), signal.SIGKILL)
-
-    killer = threading.Thread(target=kill_first_attempt, daemon=True)
-    killer.start()
-    monkeypatch.setattr(backends, "execute_cell", killed_once(keys[1], attempts))
-    summary = run_experiment(spec, store, backend="ray", progress=False)
-    killer.join(timeout=5)
-    pids = attempts.read_text().split()
-    assert len(pids) == 2 and pids[0] != pids[1]  # retried in a new worker process
-    assert summary.n_computed == N_CELLS
-    assert_same_numbers(store, local)
-
-
 def test_a_failing_cell_is_recorded_and_the_others_are_kept_then_resumed(
     ray_instance, spec, keys, local, tmp_path, monkeypatch
 ):
@@ -318,6 +298,26 @@ def test_ctrl_c_cancels_pending_tasks_and_the_run_resumes(
     monkeypatch.undo()
     resumed = run_experiment(spec, store, backend="ray", progress=False)
     assert (resumed.n_computed, resumed.n_skipped) == (N_CELLS - 1, 1)
+    assert_same_numbers(store, local)
+
+
+def test_a_killed_worker_is_retried_and_the_cell_finishes(
+    ray_instance, spec, keys, local, tmp_path, monkeypatch
+):
+    store, attempts = tmp_path / "killed.db", tmp_path / "attempts"
+
+    def kill_first_attempt():
+        wait_for(attempts)
+        os.kill(int(attempts.read_text().split()[0]), signal.SIGKILL)
+
+    killer = threading.Thread(target=kill_first_attempt, daemon=True)
+    killer.start()
+    monkeypatch.setattr(backends, "execute_cell", killed_once(keys[1], attempts))
+    summary = run_experiment(spec, store, backend="ray", progress=False)
+    killer.join(timeout=5)
+    pids = attempts.read_text().split()
+    assert len(pids) == 2 and pids[0] != pids[1]  # retried in a new worker process
+    assert summary.n_computed == N_CELLS
     assert_same_numbers(store, local)
 
 
