@@ -6,10 +6,9 @@ target sets and the device (where the cells run: here, or on the Ray cluster). T
 only writer of the store; each finished cell is written in one transaction as soon as the backend
 yields it, so an interrupted run resumes where it stopped. A cell that raises is recorded as
 failed and the run goes on with the others; the first error is raised at the end (the next run
-retries the failed cells). Several runs may
-share one store at the same time (e.g. one per target set, each in its own process): with the
-local backend a cell another run finished meanwhile is skipped when its turn comes, and a cell
-both computed is stored once (the first writer wins).
+retries the failed cells). Several runs may share one store at the same time (e.g. one per target
+set, each in its own process): with the local backend a cell another run finished meanwhile is
+skipped when its turn comes, and a cell both computed is stored once (the first writer wins).
 """
 
 from __future__ import annotations
@@ -82,9 +81,11 @@ def run_experiment(
         with (
             _reporter(progress, len(cells), len(cells) - len(pending)) as report,
             # closing: however the loop ends (Ctrl-C included), the backend cancels its work
-            closing(execute.run(_not_done(pending, store, report), device, report.status)) as run,
+            closing(
+                execute.run(_not_done(pending, store, report), device, report.status)
+            ) as results,
         ):
-            failures = _record(run, store, report, run_id)
+            failures = _record(results, store, report, run_id)
         if failures:
             logger.error(
                 "%d of %d cells failed (recorded in %s); run again to retry them",
