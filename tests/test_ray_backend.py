@@ -276,6 +276,9 @@ def test_ctrl_c_cancels_pending_tasks_and_the_run_resumes(
 
     def press_ctrl_c():
         wait_for(marks / f"started-{keys[1]}")
+        deadline = time.monotonic() + WAIT
+        while keys[0] not in done_cells(store) and time.monotonic() < deadline:
+            time.sleep(0.05)  # the driver stores the first cell after the second started
         os.kill(os.getpid(), signal.SIGINT)
 
     presser = threading.Thread(target=press_ctrl_c, daemon=True)
