@@ -1,9 +1,9 @@
 """Execution backends: where cells run. Both call the same :func:`execute_cell`.
 
-A backend first :meth:`~Backend.prepare`\\ s the device (before the store is touched, so a missing
-GPU or an unreachable cluster changes nothing), then :meth:`~Backend.run` yields each cell's
-result, as ``(cell, outcome or exception)``, as soon as it is ready; the runner, the one writer
-of the store, records it.
+A backend first checks the device where the cells will run (:meth:`Backend.prepare`, before
+the store is touched, so a missing GPU or an unreachable cluster changes nothing), then
+:meth:`Backend.run` yields each cell's result, as ``(cell, outcome or exception)``, as soon as it
+is ready; the runner, the one writer of the store, records it.
 
 ``local`` runs cells one after another in this process. ``ray`` submits every cell as a Ray task
 and yields the results in completion order (``recpoison`` must be importable on the workers).
