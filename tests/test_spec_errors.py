@@ -7,7 +7,7 @@ import re
 import pytest
 
 from recpoison.errors import ConfigError
-from recpoison.experiment.spec import Spec, check_data_pairings, parse_spec
+from recpoison.experiment.spec import TRANSFORMS, Spec, check_data_pairings, parse_spec
 
 BASE = {
     "name": "t",
@@ -59,8 +59,9 @@ def test_every_shape_and_value_problem_is_listed_with_its_path():
         "unknown key 'parms' in victims.0 (allowed: name, params, label)",
         "unknown key 'colour' (allowed: " + ", ".join(Spec.model_fields) + ")",
         "name: required field is missing",
-        "datasets.0.transforms.0: unknown transform 'binarise'; choose one of: binarize, "
-        "k_core, subsample_ratings, subsample_users (got 'binarise')",
+        "datasets.0.transforms.0: unknown transform 'binarise'; choose one of: "
+        + ", ".join(TRANSFORMS)
+        + " (got 'binarise')",
         "datasets.0.transforms.1: a transform is one name or a one-key mapping, "
         "got {'k_core': 2, 'b': 1}",
         "datasets.0.transforms.2: Input should be a valid string or Input should be a valid "

@@ -1,9 +1,10 @@
 """The experiment spec: a validated, strict description of what the runner computes.
 
 A spec is written in YAML (or taken from a preset) and validated here with pydantic v2. Unknown
-keys are errors, every field maps 1:1 to a parameter of the models below, and every error a user
-can make becomes one :class:`~recpoison.errors.ConfigError` line naming the field path, e.g.
-``sizes.0: Input should be greater than 0 (got 0)``.
+keys are errors, every field maps 1:1 to a parameter of the models below, and the errors a user
+made become one :class:`~recpoison.errors.ConfigError` line naming every problem with its field
+path, e.g. ``sizes.0: Input should be greater than 0 (got 0)``
+(:mod:`recpoison.experiment.spec_errors`).
 
 Validation has two stages, both before any work is done:
 
@@ -41,6 +42,7 @@ from recpoison.attacks import ATTACKS
 from recpoison.data.interactions import Interactions
 from recpoison.detectors import DETECTORS
 from recpoison.errors import ConfigError
+from recpoison.experiment.spec_errors import Problems, describe_validation_error
 from recpoison.registry import resolve
 from recpoison.victims import VICTIMS
 
@@ -48,10 +50,12 @@ logger = logging.getLogger(__name__)
 
 #: The attack name of the no-attack baseline row.
 NO_ATTACK = "none"
-#: The target type of a target set without target items (availability attacks only).
+#: The target type of a target set without target items (availability and edge attacks).
 NO_TARGETS = "none"
+#: The goal of edge attacks (Aravind's thesis §3.5): degrade the recommender for everyone.
+UNTARGETED = "untargeted"
 #: Dataset transforms a spec may name, in ``recpoison.data.transforms``.
-TRANSFORMS = ("binarize", "k_core", "subsample_ratings", "subsample_users")
+TRANSFORMS = ("binarize", "k_core", "min_rating", "subsample_ratings", "subsample_users")
 #: Victim parameters the runner sets itself (from ``retrains``, ``seed`` and ``device``).
 RUNNER_VICTIM_PARAMS = ("n_replicas", "random_state", "device", "seeds")
 
@@ -179,7 +183,11 @@ class Spec(_Strict):
     ``victim_data: binarized`` keeps the datasets explicit for the attacks and the detector (fake
     users get explicit ratings; profile features need them) and trains and measures the victims
     on the binarized data (Huang et al. 2021, section VI: NeuMF on implicit data, detection on
-    the explicit ratings).
+    the explicit ratings). ``remedy`` (with a detector) says what is done with flagged users and
+    adds its cost and the remedied victim's quality to each cell (default: retrain without
+    them, recording HR_t only). ``negative_ratio`` is, for edge attacks (the untargeted protocol
+    of Aravind's thesis, :mod:`recpoison.experiment.edge_spec`), the number of sampled negative
+    edges per training positive; ``sizes`` are then fractions of those negatives.
     """
 
     name: str
@@ -201,6 +209,8 @@ class Spec(_Strict):
     victim_quality: bool = True
     rmse_holdout: Annotated[float, Field(ge=0, lt=1)] = 0.1
     detector: ComponentSpec | None = None
+    remedy: ComponentSpec | None = None
+    negative_ratio: Annotated[float, Field(gt=0, le=10)] = 1.0
     victim_data: Literal["as-is", "binarized"] = "as-is"
     device: str = "auto"
     seed: int = 0
@@ -257,7 +267,7 @@ def parse_spec(raw: Mapping[str, Any]) -> Spec:
     try:
         spec = Spec.model_validate(dict(raw))
     except ValidationError as error:
-        raise ConfigError(_one_line(error)) from None
+        raise ConfigError(describe_validation_error(error, Spec)) from None
     check_components(spec)
     return spec
 
@@ -326,105 +336,6 @@ def _assign(node: Any, parts: list[str], value: Any, path: str) -> None:
     _assign(node[key], rest, value, path)
 
 
-def _one_line(error: ValidationError) -> str:
-    """Every pydantic error of a spec in one line (see :func:`join_problems`): unknown keys
-    first (a misspelt key is often why a required one is missing), grouped per mapping with the
-    keys allowed there, then missing fields grouped per mapping, then each bad value with its
-    path; the alternatives of a union at one path are joined with "or"."""
-    unknown: dict[tuple[int | str, ...], list[str]] = {}
-    missing: dict[tuple[int | str, ...], list[str]] = {}
-    values: dict[str, tuple[list[str], str]] = {}
-    for item in error.errors(include_url=False):
-        loc = tuple(item["loc"])
-        if item["type"] == "extra_forbidden":
-            unknown.setdefault(loc[:-1], []).append(repr(str(loc[-1])))
-            continue
-        loc = tuple(part for part in loc if not _is_union_member(part))
-        if item["type"] == "missing":
-            missing.setdefault(loc[:-1], []).append(str(loc[-1]))
-            continue
-        shown = item.get("input")
-        got = f" (got {shown!r})" if isinstance(shown, int | float | str) and loc else ""
-        texts, _ = values.setdefault(_dotted(loc), ([], got))  # "" for the whole spec
-        text = item["msg"].removeprefix("Value error, ")
-        if text not in texts:
-            texts.append(text)
-    problems = [_unknown_keys(parent, keys) for parent, keys in unknown.items()]
-    problems += [_missing_fields(parent, names) for parent, names in missing.items()]
-    problems += [
-        f"{path}{': ' * bool(path)}{' or '.join(texts)}{got}"
-        for path, (texts, got) in values.items()
-    ]
-    return join_problems(problems)
-
-
-def join_problems(problems: Sequence[str]) -> str:
-    """One problem as it is; several numbered on one line: ``2 problems in the spec: (1) ...;
-    (2) ...`` (the CLI prints a ConfigError as one line)."""
-    if len(problems) == 1:
-        return problems[0]
-    numbered = "; ".join(f"({i}) {problem}" for i, problem in enumerate(problems, 1))
-    return f"{len(problems)} problems in the spec: {numbered}"
-
-
-def _unknown_keys(parent: tuple[int | str, ...], keys: list[str]) -> str:
-    where = f" in {_dotted(parent)}" if parent else ""
-    allowed = _allowed_keys(parent)
-    hint = f" (allowed: {', '.join(allowed)})" if allowed else ""
-    noun = "key" if len(keys) == 1 else "keys"
-    return f"unknown {noun} {', '.join(keys)}{where}{hint}"
-
-
-def _missing_fields(parent: tuple[int | str, ...], names: list[str]) -> str:
-    if len(names) == 1:
-        return f"{_dotted((*parent, names[0]))}: required field is missing"
-    where = f"{_dotted(parent)}: " if parent else ""
-    return f"{where}required fields are missing: {', '.join(names)}"
-
-
-def _dotted(loc: Sequence[int | str]) -> str:
-    return ".".join(str(part) for part in loc)
-
-
-def _is_union_member(part: int | str) -> bool:
-    """Whether a pydantic error location part names a union member (``str``,
-    ``dict[str,any]``, ``function-after[...]``) rather than a key or an index."""
-    return isinstance(part, str) and ("[" in part or part in _SCALAR_TAGS)
-
-
-_SCALAR_TAGS = frozenset({"str", "int", "float", "bool", "none"})
-
-
-def _allowed_keys(loc: Sequence[int | str]) -> list[str]:
-    """The field names of the model found at ``loc`` below :class:`Spec`."""
-    model: type[BaseModel] = Spec
-    for part in loc:
-        if isinstance(part, int):
-            continue
-        field = model.model_fields.get(str(part))
-        if field is None:
-            return []
-        nested = _model_in(field.annotation)
-        if nested is None:
-            return []
-        model = nested
-    return list(model.model_fields)
-
-
-def _model_in(annotation: Any) -> type[BaseModel] | None:
-    if inspect.isclass(annotation) and issubclass(annotation, BaseModel):
-        return annotation
-    for arg in getattr(annotation, "__args__", ()):
-        found = _model_in(arg)
-        if found is not None:
-            return found
-    for meta in getattr(annotation, "__metadata__", ()):
-        found = _model_in(meta)
-        if found is not None:
-            return found
-    return None
-
-
 # -- names, parameters and pairings -----------------------------------------------------------
 def component_class(family: str, table: Mapping[str, str], name: str) -> type | None:
     """The registered class, or None when its module cannot be imported yet (ConfigError for an
@@ -450,8 +361,8 @@ def attack_class_or_none(name: str) -> type | None:
 
 def check_components(spec: Spec) -> None:
     """Names, constructor parameters and data-independent pairings: one ConfigError listing
-    every problem (see :func:`join_problems`)."""
-    problems = _Problems()
+    every problem (see :func:`~recpoison.experiment.spec_errors.join_problems`)."""
+    problems = Problems()
     victims: dict[int, type | None] = {}
     for i, victim in enumerate(spec.victims):
         victims[i] = _checked(
@@ -464,6 +375,8 @@ def check_components(spec: Spec) -> None:
         )
     if spec.detector is not None:
         _checked(problems, "detector", "detector", DETECTORS, spec.detector, ("random_state",))
+    if spec.remedy is not None:
+        _check_remedy(spec, problems)
     attack_table = {NO_ATTACK: "", **ATTACKS}
     for i, attack in enumerate(spec.attacks):
         if attack.name == NO_ATTACK:
@@ -494,7 +407,7 @@ def check_components(spec: Spec) -> None:
                     f"attacks.{i}: {attack.name} needs a differentiable surrogate "
                     f"and {label} is not one; set `surrogate:` to a neural victim"
                 )
-        if goal_of(attack, attack_cls) != "availability":
+        if goal_of(attack, attack_cls) not in ("availability", UNTARGETED):
             for t, target in enumerate(spec.targets):
                 if target.type == NO_TARGETS:
                     problems.add(
@@ -508,6 +421,11 @@ def check_components(spec: Spec) -> None:
                         f"attacks.{i}: {attack.name} needs explicit ratings but "
                         f"datasets.{d} is binarized"
                     )
+    from recpoison.experiment.edge_spec import check_edge_spec
+
+    if all(attack.name in attack_table for attack in spec.attacks):  # else reported above
+        with problems.collect():  # its first problem
+            check_edge_spec(spec)
     for d, dataset in enumerate(spec.datasets):
         if spec.victim_data == "binarized" and dataset.binarized:
             problems.add(
@@ -532,22 +450,9 @@ def check_components(spec: Spec) -> None:
     problems.raise_any()
 
 
-class _Problems:
-    """The problems found in a spec, raised together as one ConfigError."""
-
-    def __init__(self) -> None:
-        self.messages: list[str] = []
-
-    def add(self, message: str) -> None:
-        self.messages.append(message)
-
-    def raise_any(self) -> None:
-        if self.messages:
-            raise ConfigError(join_problems(self.messages))
-
-
 def goal_of(attack: ComponentSpec, cls: type | None = None) -> str | None:
-    """The ``goal`` an attack runs with (its param, else its class default; None without one)."""
+    """The ``goal`` an attack runs with: its param, else its constructor's default, else its
+    class's ``goal`` (``untargeted`` for edge attacks); None without one."""
     if "goal" in attack.params:
         return attack.params["goal"]
     cls = cls if cls is not None else attack_class_or_none(attack.name)
@@ -555,13 +460,33 @@ def goal_of(attack: ComponentSpec, cls: type | None = None) -> str | None:
         return None
     parameter = inspect.signature(cls.__init__).parameters.get("goal")
     if parameter is None or parameter.default is inspect.Parameter.empty:
-        return None
+        return getattr(cls, "goal", None)
     return parameter.default
+
+
+def _check_remedy(spec: Spec, problems: Problems) -> None:
+    from recpoison.experiment.measures.remedy import REMEDIES
+
+    if spec.detector is None:
+        problems.add("remedy: a remedy acts on flagged users; add a `detector:`")
+    if spec.remedy.name not in REMEDIES:
+        try:
+            resolve("remedy", {name: "" for name in REMEDIES}, spec.remedy.name)
+        except ConfigError as error:
+            problems.add(f"remedy.name: {error}")
+            return
+    valid = [p for p in inspect.signature(REMEDIES[spec.remedy.name].__init__).parameters]
+    for key in spec.remedy.params:
+        if key not in valid[1:]:
+            problems.add(
+                f"remedy.params.{key}: {spec.remedy.name} has no parameter {key!r}; "
+                f"valid: {', '.join(valid[1:]) or 'none'}"
+            )
 
 
 def check_data_pairings(spec: Spec, datasets: Sequence[Interactions]) -> None:
     """The pairing checks that need the loaded data (one ConfigError listing every problem)."""
-    problems = _Problems()
+    problems = Problems()
     for d, data in enumerate(datasets):
         if spec.victim_data == "binarized":
             if data.is_implicit:
@@ -594,7 +519,7 @@ def check_data_pairings(spec: Spec, datasets: Sequence[Interactions]) -> None:
 
 
 def _checked(
-    problems: _Problems,
+    problems: Problems,
     path: str,
     family: str,
     table: Mapping[str, str],
