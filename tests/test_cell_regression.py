@@ -6,7 +6,9 @@ The specs cover each protocol: targeted HR_t on binarized data with the ``quick`
 attacks (poison-model with its settings), explicit victims with a hold-out (RMSE, integrity and
 availability shifts, t-test), availability attacks without targets, and detection (FPR, FNR,
 HR_t after removing flagged users) with ``victim_data: binarized``. Integers must match exactly,
-floats to 1e-9 relative.
+floats to 1e-9 relative. The ``quick-like`` rows were recomputed once, on purpose, when
+poison-model's default schedule became the authors' procedure (its targets then generated
+together as stacked replicas); the other specs are still those of b55588e.
 """
 
 import json

@@ -306,21 +306,27 @@ def _poison(
             f"attack {config['attack']['name']} needs target items; the target "
             "set has none (type 'none' is for availability attacks only)"
         )
-    poisoned, attack_info = [], []
-    attacked = [None] if untargeted else list(targets)
-    for t, target in enumerate(attacked):
-        say(f"attack {config['attack']['name']}: profiles {t + 1}/{len(attacked)}")
-        attack, surrogate = _attack_and_surrogate(config, device, t)
-        profiles = attack.generate(
-            view,
-            np.zeros(0, dtype=np.int64) if target is None else np.array([target]),
-            n_fake,
-            surrogate=surrogate,
-            random_state=stable_seed("attack", before_remedy(config), t),
+    attacked = [np.zeros(0, dtype=np.int64)] if untargeted else [np.array([t]) for t in targets]
+    seeds = [stable_seed("attack", before_remedy(config), t) for t in range(len(attacked))]
+    attack, surrogate = _attack_and_surrogate(config, device, 0)
+    if hasattr(attack, "generate_many"):  # all targets at once (poison-model: stacked replicas)
+        say(f"attack {config['attack']['name']}: profiles for {len(attacked)} target set(s)")
+        all_profiles = attack.generate_many(
+            view, attacked, n_fake, surrogate=surrogate, random_states=seeds
         )
-        poisoned.append(train.with_fake_users(profiles))
-        popularity = filler_popularity(view, profiles)
-        attack_info.append({**profiles.info, "filler_popularity": popularity})
+    else:
+        all_profiles = []
+        for t, target in enumerate(attacked):
+            say(f"attack {config['attack']['name']}: profiles {t + 1}/{len(attacked)}")
+            attack, surrogate = _attack_and_surrogate(config, device, t)
+            all_profiles.append(
+                attack.generate(view, target, n_fake, surrogate=surrogate, random_state=seeds[t])
+            )
+    poisoned = [train.with_fake_users(profiles) for profiles in all_profiles]
+    attack_info = [
+        {**profiles.info, "filler_popularity": filler_popularity(view, profiles)}
+        for profiles in all_profiles
+    ]
     info["attack"] = attack_info
     return poisoned, n_fake
 
