@@ -51,7 +51,19 @@ def run(
     ] = None,
     backend: Annotated[str, typer.Option("--backend", help="local or ray.")] = "local",
     address: Annotated[
-        str | None, typer.Option("--address", help="Ray cluster address, e.g. auto.")
+        str | None,
+        typer.Option(
+            "--address",
+            help="Ray cluster to join: auto (the cluster `ray start` set up on this machine) "
+            "or HOST:PORT of its head; default: a local Ray instance.",
+        ),
+    ] = None,
+    cpus_per_task: Annotated[
+        float | None,
+        typer.Option(
+            "--cpus-per-task",
+            help="Ray: CPUs each cell's task asks for (default 1); torch uses that many threads.",
+        ),
     ] = None,
     dataset: Annotated[
         str | None,
@@ -83,7 +95,13 @@ def run(
         raw = replace_datasets(raw, dataset, fmt)
     spec = parse_spec(apply_overrides(raw, overrides or []))
     summary = run_experiment(
-        spec, store, backend=backend, device=device, progress=not quiet, address=address
+        spec,
+        store,
+        backend=backend,
+        device=device,
+        progress=not quiet,
+        address=address,
+        cpus_per_task=cpus_per_task,
     )
     text = to_markdown(
         build_report(store, summary.run_id),
