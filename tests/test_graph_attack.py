@@ -1,5 +1,7 @@
 """The Fang 2018 graph attack and S-Graph: gradient, influence (Eqs. 24-29), Algorithm 1, effect."""
 
+import sqlite3
+
 import numpy as np
 import pytest
 import torch
@@ -126,3 +128,49 @@ def test_s_graph_selects_delta_users(tiny_explicit):
 def test_bad_parameters_are_config_errors(tiny_explicit, params):
     with pytest.raises(ConfigError):
         make_attack("s-graph", **params).generate(tiny_explicit, [2], 1, random_state=0)
+
+
+def test_runner_cells_with_the_random_walk_victim(planted_csv, tmp_path):
+    from recpoison.experiment import build_report
+    from recpoison.experiment.runner import run_experiment
+
+    spec = {
+        "name": "graph",
+        "datasets": [{"source": str(planted_csv(n_users=60, ratings_per_user=8))}],
+        "victims": [{"name": "random-walk"}],
+        "attacks": [
+            {"name": "none"},
+            {"name": "graph-attack", "params": {"n_fillers": 5, "steps": 2}},
+            {"name": "s-graph", "params": {"n_fillers": 5, "steps": 2, "delta": 10}},
+        ],
+        "sizes": [0.05],
+        "targets": [{"type": "random", "count": 2}],
+        "retrains": 2,
+        "ks": [10],
+        "rmse_holdout": 0,
+        "device": "cpu",
+        "seed": 0,
+    }
+    store = tmp_path / "graph.db"
+    run_experiment(spec, store, progress=False)
+    report = build_report(store)
+    assert set(report["attack"]) == {"none", "graph-attack", "s-graph"}
+    assert report["n_retrains"].eq(2).all()
+    hits = sqlite3.connect(store).execute(
+        "SELECT cell_key, target_index, retrain, hits FROM results ORDER BY 1, 2, 3"
+    )
+    by_retrain = np.array([row[3] for row in hits]).reshape(-1, 2)
+    np.testing.assert_array_equal(by_retrain[:, 0], by_retrain[:, 1])  # identical replicas
+
+
+def test_graph_attack_from_the_command_line(cli, planted_csv, tmp_path):
+    source = planted_csv(n_users=60, ratings_per_user=8)
+    out = tmp_path / "poisoned.csv"
+    args = ["attack", source, "--attack", "graph-attack", "--size", "0.05", "--targets"]
+    code, stdout, _ = cli(*args, "random:1", "--out", out, "--fillers", "5", "--json",
+                          "--param", "steps=1", "--param", "device=cpu")  # fmt: skip
+    assert code == 0
+    assert '"fake_users": 3' in stdout
+    code, _, stderr = cli(*args, "random:1", "--out", out, "--param", "alpha=2")
+    assert code == 2
+    assert stderr.count("\n") == 1 and "alpha" in stderr

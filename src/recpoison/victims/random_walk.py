@@ -18,8 +18,9 @@ found by power iteration from ``α e_u`` (a contraction of factor ``1 − α``),
 users at once, on the GPU when there is one (torch sparse) and with scipy on the CPU.
 
 The walk is deterministic: every replica is the same model. ``fit`` accepts any ``n_replicas``
-(the runner asks for one per retrain) and ``score_replicas`` returns the one result expanded to
-``[n_replicas, users, items]`` without copying, so retrains cost nothing and agree exactly.
+(the runner asks for one per retrain) and ``score_replicas`` solves each walk once and returns
+``n_replicas`` copies ``[n_replicas, users, items]`` (copies, not a view: metrics mask entries in
+place), so replicas agree exactly and cost no extra solve.
 """
 
 from __future__ import annotations
@@ -185,7 +186,7 @@ class RandomWalk(Recommender):
         ]
         empty = self.walk_.user_degree.new_zeros((0, self.walk_.n_items))
         scores = torch.cat(blocks) if blocks else empty
-        return scores[None].expand(self.n_replicas, -1, -1)
+        return scores[None].expand(self.n_replicas, -1, -1).contiguous()
 
 
 def check_walk_params(alpha: float, tol: float, max_iter: int) -> None:
