@@ -68,6 +68,8 @@ from recpoison.victims.random_walk import (
     DEFAULT_ALPHA,
     BipartiteWalk,
     check_walk_params,
+    restart_vectors,
+    safe_degree,
     solve_fixed_point,
 )
 
@@ -97,8 +99,8 @@ class FakeUserGraph:
         return x[:n], x[n : n + 1], x[n + 1 :]
 
     def _degrees(self, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        user = _positive(self.walk.user_degree)
-        return user, _positive(self.walk.item_degree + w), w.sum().clamp_min(1e-30)
+        user = safe_degree(self.walk.user_degree)
+        return user, safe_degree(self.walk.item_degree + w), w.sum().clamp_min(1e-30)
 
     def step(self, p: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         """``T(w) p`` (see :class:`~recpoison.victims.random_walk.BipartiteWalk.step`)."""
@@ -136,10 +138,6 @@ class FakeUserGraph:
         e = (lam_items * p_fake).sum(1)
         base = self.walk.item_degree
         return (c * base - a) / d_items**2 + (e - (w @ e) / d_fake) / d_fake
-
-
-def _positive(degree: torch.Tensor) -> torch.Tensor:
-    return torch.where(degree > 0, degree, torch.ones_like(degree))
 
 
 def wmw(x: torch.Tensor, width: float) -> torch.Tensor:
@@ -204,8 +202,7 @@ class Objective:
         self, users: np.ndarray, w: torch.Tensor, start: torch.Tensor | None = None
     ) -> torch.Tensor:
         """``p_u`` of ``users`` on the graph with v's weights ``w``, ``[nodes, B]``."""
-        source = w.new_zeros((self.graph.n_nodes, len(users)))
-        source[torch.as_tensor(users, device=w.device), torch.arange(len(users))] = self.alpha
+        source = restart_vectors(self.graph.n_nodes, users, self.alpha, w)
         p, _ = solve_fixed_point(
             lambda x: self.graph.step(x, w),
             source,

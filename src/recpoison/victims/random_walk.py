@@ -75,20 +75,20 @@ class BipartiteWalk:
     def step(self, p: torch.Tensor) -> torch.Tensor:
         """``T p``: where the mass ``p`` ``[nodes, B]`` goes in one step of the walk."""
         p_users, p_items = p[: self.n_users], p[self.n_users :]
-        to_users = self.entries.matrix_mm(p_items / _safe(self.item_degree)[:, None])
-        to_items = self.transposed.matrix_mm(p_users / _safe(self.user_degree)[:, None])
+        to_users = self.entries.matrix_mm(p_items / safe_degree(self.item_degree)[:, None])
+        to_items = self.transposed.matrix_mm(p_users / safe_degree(self.user_degree)[:, None])
         return torch.cat([to_users, to_items])
 
     def step_transposed(self, lam: torch.Tensor) -> torch.Tensor:
         """``Tᵀ λ``: the adjoint of :meth:`step` (each node averages its neighbours' values)."""
         lam_users, lam_items = lam[: self.n_users], lam[self.n_users :]
-        at_users = self.entries.matrix_mm(lam_items) / _safe(self.user_degree)[:, None]
-        at_items = self.transposed.matrix_mm(lam_users) / _safe(self.item_degree)[:, None]
+        at_users = self.entries.matrix_mm(lam_items) / safe_degree(self.user_degree)[:, None]
+        at_items = self.transposed.matrix_mm(lam_users) / safe_degree(self.item_degree)[:, None]
         return torch.cat([at_users, at_items])
 
 
-def _safe(degree: torch.Tensor) -> torch.Tensor:
-    """Degrees with 0 replaced by 1 (an isolated node's row of ``R`` is empty anyway)."""
+def safe_degree(degree: torch.Tensor) -> torch.Tensor:
+    """Degrees with 0 replaced by 1 (an isolated node carries no mass to divide anyway)."""
     return torch.where(degree > 0, degree, torch.ones_like(degree))
 
 
@@ -118,13 +118,11 @@ def solve_fixed_point(
     return x, max_iter
 
 
-def restart_vectors(walk: BipartiteWalk, users: np.ndarray, alpha: float) -> torch.Tensor:
-    """``α e_u`` for each user, as ``[nodes, len(users)]`` columns on the walk's device."""
-    source = torch.zeros(
-        (walk.n_nodes, len(users)),
-        dtype=walk.user_degree.dtype,
-        device=walk.user_degree.device,
-    )
+def restart_vectors(
+    n_nodes: int, users: np.ndarray, alpha: float, like: torch.Tensor
+) -> torch.Tensor:
+    """``α e_u`` for each user, ``[n_nodes, len(users)]`` columns with ``like``'s dtype/device."""
+    source = like.new_zeros((n_nodes, len(users)))
     source[torch.as_tensor(users, device=source.device), torch.arange(len(users))] = alpha
     return source
 
@@ -173,7 +171,7 @@ class RandomWalk(Recommender):
 
     def stationary(self, users: np.ndarray) -> torch.Tensor:
         """Stationary distributions ``p_u`` of ``users`` over all nodes, ``[nodes, len(users)]``."""
-        source = restart_vectors(self.walk_, users, self.alpha)
+        source = restart_vectors(self.walk_.n_nodes, users, self.alpha, self.walk_.user_degree)
         p, _ = solve_fixed_point(self.walk_.step, source, 1.0 - self.alpha, self.tol, self.max_iter)
         return p
 
