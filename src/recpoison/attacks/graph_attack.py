@@ -2,19 +2,21 @@
 
 Reconstructed from Fang, Gong, Liu (WWW 2020) §4 and §7.1, which optimise "the attack proposed
 by [10]" (Fang, Yang, Gong, Liu, ACSAC 2018); the choices the seed leaves open are marked
-(R1)-(R7).
+(R1)-(R8).
 
 Per fake user v, in sequence (each one is inserted into the graph before the next is
 optimised, §4): v rates the target(s) ``r_max`` and has relaxed edge weights ``w_v ∈ [0, r_max]``
 to every other item (§4.1); they minimise the WMW surrogate of the hit ratio (Eq. 6 with the
 walk's probabilities as predictions)
 
-    ``L(w_v) = Σ_{u∈S} Σ_{i∈Γ_u} g(p_ui − p_ut) + η ‖w_v‖₁``,  ``g(x) = 1 / (1 + exp(−x / b))``
+    ``L(w_v) = Σ_{u∈S} Σ_{i∈Γ_u} g((p_ui − p_ut) / s_u) + η ‖w_v‖₁``,
+    ``g(x) = 1 / (1 + exp(−x / b))``
 
 where ``p_u`` is the stationary distribution of the walk from u on the graph with v's weighted
-edges (Eqs. 22-23) and ``Γ_u`` u's current top-N unrated items. ``S`` is every normal user for
-``graph-attack`` (Fang et al. 2018) and the Δ most influential ones (Eqs. 24-29, Algorithm 1,
-:mod:`recpoison.attacks.graph_influence`) for ``s-graph``. The n items with the largest ``w_v``
+edges (Eqs. 22-23), ``Γ_u`` u's current top-N unrated items, ``s_u`` their mean probability
+(R8). ``S`` is every normal user for ``graph-attack`` (Fang et al. 2018) and the Δ most
+influential ones for ``s-graph`` (Eqs. 24-29, Algorithm 1,
+:mod:`recpoison.attacks.graph_influence`). The n items with the largest ``w_v``
 become the fillers, rated ``N(μ_i, σ_i²)`` of the normal users' ratings rounded to the scale, and
 the target ``r_max`` (Algorithm 2, steps 5-7).
 
