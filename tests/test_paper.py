@@ -256,7 +256,8 @@ def _column(comparison, target_type, size):
 
 
 def test_measured_rows_sit_beside_the_papers_values(comparison):
-    assert set(comparison["paper_dataset"]) == {"ML-100K"}  # no alias of ml-latest-small
+    assert set(comparison["paper_dataset"]) == {"ML-100K"}  # ml-latest-small is not the paper's
+    assert comparison["paper_dataset_why"].str.startswith("the paper's first").all()
     assert set(comparison["table"]) == {"I"}  # Table II is ML-1M and 5 % only
     column = _column(comparison, "unpopular", 0.05)
     assert column.loc["poison-model", "paper_value"] == pytest.approx(0.0206)
@@ -296,7 +297,11 @@ def test_paper_dataset_by_alias_and_unknown_choices(store):
     report = build_report(store)
     spec = parse_spec({**SPEC, "datasets": [{"source": "x.csv", "name": "lastfm-tags"}]})
     renamed = report.assign(dataset="lastfm-tags")
-    assert set(compare_with_paper(renamed, spec, spec.name)["paper_dataset"]) == {"Music"}
+    music = compare_with_paper(renamed, spec, spec.name)
+    assert set(music["paper_dataset"]) == {"Music"}
+    assert set(music["paper_dataset_why"]) == {"the same dataset"}
+    chosen = compare_with_paper(renamed, spec, spec.name, paper_dataset="ML-100K")
+    assert set(chosen["paper_dataset"]) == {"ML-100K"}  # the user's choice wins
     with pytest.raises(ConfigError, match="choose one of: ML-100K, Music, ML-1M"):
         compare_with_paper(report, spec, spec.name, paper_dataset="Yelp")
     with pytest.raises(ConfigError, match=r"presets with them: .*huang2021-table1"):

@@ -18,13 +18,14 @@ converts printed values into recpoison's units (percent -> fraction). A dimensio
 leaves open matches every measured value; a table that does not fix K is compared at the
 smallest K measured.
 
-Alignment. Each measured dataset is compared with the paper dataset whose recpoison names
-contain it, else with the one the user picks (``paper_dataset``), else with the first dataset
-of the selected tables. A measured row matches a published cell when its attack is the
-cell's recpoison attack (the spec's attack name, and the params the mapping names; ``goal``
-resolved to the attack's default when the spec leaves it out) and every dimension the cell
-fixes equals the row's (sizes within 1 %). Several measured attacks may match one paper row
-(two labels of one attack): each is compared.
+Alignment. Each measured dataset is compared with the paper dataset the user picks
+(``paper_dataset``), else with the paper dataset whose recpoison names contain it, else with
+the first dataset of the selected tables (``paper_dataset_why`` says which). A measured row
+matches a published cell when its attack is the cell's recpoison attack (the spec's attack
+name, and the params the mapping names; ``goal`` resolved to the attack's default when the
+spec leaves it out) and every dimension the cell fixes equals the row's (sizes within 1 %).
+Several measured attacks may match one paper row (two labels of one attack): each is
+compared.
 
 Ordering. Per column (paper and paper dataset, measured dataset, victim, metric and every
 dimension but the attack: tables of one paper with the same settings, such as Fang's Table 4
@@ -78,6 +79,7 @@ COMPARISON_COLUMNS = (
     "paper",
     "table",
     "paper_dataset",
+    "paper_dataset_why",
     *DIMENSIONS,
     "metric",
     "value",
@@ -111,12 +113,15 @@ class PaperDatasets:
 
     names: dict[str, list[str]]
 
-    def for_measured(self, measured: str, chosen: str | None) -> str:
-        """The paper dataset compared with measured dataset ``measured``."""
+    def for_measured(self, measured: str, chosen: str | None) -> tuple[str, str]:
+        """The paper dataset compared with measured dataset ``measured``, and why: the user's
+        ``chosen`` one, else the one ``measured`` is, else the first."""
+        if chosen is not None:
+            return chosen, "chosen with --paper-dataset"
         for name, aliases in self.names.items():
             if measured.lower() in aliases:
-                return name
-        return chosen if chosen is not None else next(iter(self.names))
+                return name, "the same dataset"
+        return next(iter(self.names)), "the paper's first: the run's dataset is none of the paper's"
 
 
 # -- the published figures --------------------------------------------------------------------
@@ -206,12 +211,14 @@ def compare_with_paper(
     attacks = {a.display: a for a in spec.attacks}
     records = []
     for (dataset, column), rows in _measured(report, cells).items():
-        chosen = datasets.for_measured(dataset, paper_dataset)
+        chosen, why = datasets.for_measured(dataset, paper_dataset)
         candidates = cells[(cells["dataset"] == chosen) & (cells["value_from"] == column)]
         for cell in candidates.itertuples(index=False):
             for row in rows:
                 if _attack_matches(attacks.get(row["attack"]), cell) and _fixed_match(cell, row):
-                    records.append(_record(cell, row, chosen))
+                    records.append(
+                        {**_record(cell, row), "paper_dataset": chosen, "paper_dataset_why": why}
+                    )
     if not any(record["attack"] != NO_ATTACK for record in records):
         sizes = sorted({f"{size:.4g}" for size in cells["size"].dropna()}, key=float)
         ks = sorted({int(k) for k in cells["k"].dropna()})
@@ -272,13 +279,12 @@ def _missing(value: Any) -> bool:
     return value is None or bool(pd.isna(value))
 
 
-def _record(cell: Any, row: dict[str, Any], paper_dataset: str) -> dict[str, Any]:
+def _record(cell: Any, row: dict[str, Any]) -> dict[str, Any]:
     column = cell.value_from
     se_column = SE_COLUMNS.get(column, f"{column}_se")
     return {
         "paper": cell.paper,
         "table": cell.table,
-        "paper_dataset": paper_dataset,
         **{d: row.get(d) for d in DIMENSIONS},
         "metric": cell.metric,
         "value": _float(row.get(column)),
@@ -380,8 +386,12 @@ def paper_markdown(comparison: pd.DataFrame, title: str | None = None) -> str:
             + "".join(f" · {_label(d, group[d].iloc[0])}" for d in fixed),
             "",
         ]
+        parts += [
+            f"Paper dataset {context['paper_dataset']}: {group['paper_dataset_why'].iloc[0]}."
+        ]
         if kind == "ranks":
-            parts += ["(the paper states an order, not values: paper rank 1 = strongest)", ""]
+            parts += ["The paper states an order, not values: paper rank 1 is the strongest."]
+        parts.append("")
         columns = list(dict.fromkeys(map(tuple, group[varying].to_numpy().tolist())))
         header = [
             " ".join(_label(d, v) for d, v in zip(varying, c, strict=True)) or "value"
