@@ -32,8 +32,8 @@ dimension but the attack: tables of one paper with the same settings, such as Fa
 and Table 1, form one column), over the attacks present in both (``none`` excluded), Kendall's
 tau-b between the paper's values and ours (``scipy.stats.kendalltau``; for ranks, between the
 paper's order and ours), and whether our strongest attack is among the paper's strongest
-(undecided when two of ours tie at the top). Tau needs two attacks and is undefined (NaN) when
-either side is constant.
+(undecided when two of ours tie at the top or fewer than two attacks are compared). Tau needs
+two attacks and is undefined (NaN) when either side is constant.
 """
 
 from __future__ import annotations
@@ -333,7 +333,8 @@ def _column_order(group: pd.DataFrame) -> dict[str, Any]:
     paper_top = sorted(set(attacked.loc[paper == paper_best, "attack"]))
     our_best = ours.max() if higher else ours.min()
     our_top = sorted(set(attacked.loc[ours == our_best, "attack"]))
-    agrees = None if len(our_top) != 1 or not paper_top else our_top[0] in paper_top
+    decided = attacked["attack"].nunique() >= 2 and len(our_top) == 1 and paper_top
+    agrees = our_top[0] in paper_top if decided else None
     return {
         "tau": None if np.isnan(tau) else round(tau, 4),
         "n_attacks": int(attacked["attack"].nunique()),
@@ -372,7 +373,7 @@ def paper_markdown(comparison: pd.DataFrame, title: str | None = None) -> str:
             d
             for d in ("target_type", "knowledge", "n_fillers", "size", "k")
             if group[d].nunique(dropna=False) > 1
-        ]
+        ] or [d for d in ("target_type", "size") if group[d].notna().all()]
         fixed = [
             d
             for d in ("target_type", "knowledge", "n_fillers", "size", "k")
@@ -394,7 +395,8 @@ def paper_markdown(comparison: pd.DataFrame, title: str | None = None) -> str:
         parts.append("")
         columns = list(dict.fromkeys(map(tuple, group[varying].to_numpy().tolist())))
         header = [
-            " ".join(_label(d, v) for d, v in zip(varying, c, strict=True)) or "value"
+            " ".join(_label(d, v) for d, v in zip(varying, c, strict=True))
+            or group["metric"].iloc[0]
             for c in columns
         ]
         parts.append("| attack | " + " | ".join(header) + " |")
@@ -451,12 +453,13 @@ def _cell(row: pd.Series) -> str:
 
 
 def _tau(row: pd.Series) -> str:
-    if row["tau"] is None:
-        return f"– ({row['n_attacks']} attacks)"
-    return f"{row['tau']:+.2f} ({row['n_attacks']} attacks)"
+    attacks = f"{row['n_attacks']} attack" + ("s" if row["n_attacks"] != 1 else "")
+    return f"– ({attacks})" if row["tau"] is None else f"{row['tau']:+.2f} ({attacks})"
 
 
 def _top(row: pd.Series) -> str:
+    if row["n_attacks"] < 2:
+        return "–"
     if row["top_agrees"] is None:
         return f"undecided (ours: {row['our_top'] or '–'}; paper: {row['paper_top'] or '–'})"
     mark = "yes" if row["top_agrees"] else "no"
