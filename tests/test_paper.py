@@ -306,6 +306,8 @@ def test_paper_dataset_by_alias_and_unknown_choices(store):
         compare_with_paper(report, spec, spec.name, paper_dataset="Yelp")
     with pytest.raises(ConfigError, match=r"presets with them: .*huang2021-table1"):
         compare_with_paper(report, spec, "quick")
+    with pytest.raises(ConfigError, match=r"huang2021 has no table 'X'; its tables: I, II, "):
+        compare_with_paper(report, spec, "huang2021:X")
     with pytest.raises(ConfigError, match="no measured row matches"):
         compare_with_paper(report, spec, "fang2020-table1")
 

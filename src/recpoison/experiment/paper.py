@@ -152,12 +152,14 @@ def published_cells(source: str) -> tuple[pd.DataFrame, PaperDatasets]:
         if (table_id and name == paper_name and table["id"] == table_id)
         or (not table_id and source in table["presets"])
     ]
+    if not selected and table_id and paper_name in papers:
+        ids = ", ".join(t["id"] for t in papers[paper_name]["tables"])
+        raise ConfigError(f"{paper_name} has no table {table_id!r}; its tables: {ids}")
     if not selected:
-        tables = ", ".join(f"{n}:{t['id']}" for n, p in papers.items() for t in p["tables"])
         raise ConfigError(
             f"no published figures for {source!r}; presets with them: "
-            f"{', '.join(presets_with_figures())} (pick one with --paper-source), "
-            f"or a table: {tables}"
+            f"{', '.join(presets_with_figures())} (pick one with --paper-source), or a table "
+            f"as PAPER:TABLE of {', '.join(papers)}"
         )
     cells, datasets = [], {}
     for name, paper, table in selected:
