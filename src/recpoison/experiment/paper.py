@@ -335,7 +335,7 @@ def _column_order(group: pd.DataFrame) -> dict[str, Any]:
     paper_top = sorted(set(attacked.loc[paper == paper_best, "attack"]))
     our_best = ours.max() if higher else ours.min()
     our_top = sorted(set(attacked.loc[ours == our_best, "attack"]))
-    decided = attacked["attack"].nunique() >= 2 and len(our_top) == 1 and paper_top
+    decided = attacked["attack"].nunique() >= 2 and len(our_top) == 1 and bool(paper_top)
     agrees = our_top[0] in paper_top if decided else None
     return {
         "tau": None if np.isnan(tau) else round(tau, 4),
