@@ -171,6 +171,23 @@ def test_transcribed_figures(source, dataset, attack, fixed, printed):
     assert _value(source, dataset, attack, **fixed) == pytest.approx(printed, abs=1e-12)
 
 
+def test_tables_agree_where_the_paper_repeats_itself():
+    """Huang's Table III at K = 10 is Table I's unpopular 1 % column (both datasets), and the
+    ML-1M None row of Tables VI-VII is Table II's random column: a transcription slip in
+    either would show."""
+    table1, _ = published_cells("huang2021:I")
+    table3, _ = published_cells("huang2021:III")
+    column = table1[(table1["target_type"] == "unpopular") & np.isclose(table1["size"], 0.01)]
+    at_10 = table3[table3["k"] == 10]
+    pairs = [
+        column.set_index(["dataset", "attack"])["value"],
+        at_10.set_index(["dataset", "attack"])["value"],
+    ]
+    assert len(pairs[0]) == 10 and pairs[0].sort_index().equals(pairs[1].sort_index())
+    none = {_value(f"huang2021:{t}", "ML-1M", "None") for t in ("VI", "VII")}
+    assert none == {_value("huang2021:II", "ML-1M", "None", target_type="random")} == {0.0017}
+
+
 def test_unreadable_cells_are_left_out():
     """Thesis Table 4.1: the published accuracy at 2.5 % is '-' in the seed (line 444)."""
     cells, _ = published_cells("aravind2022:4.1")
@@ -366,3 +383,22 @@ def test_report_paper_end_to_end(cli, planted_csv, tmp_path):
     assert code == 2 and "choose one of" in err
     code, _, err = cli("report", "--store", store, "--paper-dataset", "Music")
     assert code == 2 and "only apply with --paper" in err
+
+
+def test_attacks_match_by_goal():
+    """Li's Figure 1 (a) is about the availability attacks, (c) about the integrity ones; the
+    t-test statement names PGA and SGLD whatever their goal."""
+    spec = parse_spec(load_preset("li2016"))
+    metrics = ("prediction_shift", "integrity_shift", "ttest_p")
+    comparison = compare_with_paper(
+        _synthetic_report(spec, metrics, np.random.default_rng(1)), spec, "li2016"
+    )
+    attacks = comparison.groupby("table")["attack"].agg(set).to_dict()
+    assert attacks["Figure 1(a)"] == {"pga-availability", "sgld-availability"}
+    assert attacks["Figure 1(c)"] == {"pga-integrity", "sgld-integrity"}
+    assert attacks["t-test"] == {
+        "pga-availability",
+        "sgld-availability",
+        "pga-integrity",
+        "sgld-integrity",
+    }
