@@ -30,8 +30,10 @@ PENDING_ATTACKS = {
     **dict.fromkeys(["u-tna", "s-tna-rand", "s-tna-inf", "weighting", "graph-attack", "s-graph"]),
     **dict.fromkeys(["meta", "meta-approx", "random-edges"]),
 }
-#: Packaged presets whose attacks are none of the paper's (yet).
-PRESETS_WITHOUT_THE_PAPERS_ATTACKS = {"fang2020-detection"}
+#: Packaged presets that meet fewer than two of their paper's attacks until the attacks land:
+#: fang2020-detection runs none of Fang's (the S-attacks, issue 11), aravind-thesis only the
+#: random-edge baseline (the meta attacks, issue 12). Raise these as they land.
+PAPER_ATTACKS_MET = {"fang2020-detection": 0, "aravind-thesis": 1}
 PENDING_PRESETS = {
     "fang2020-table1",
     "fang2020-weighting",
@@ -94,20 +96,23 @@ def _synthetic_report(spec, metrics, rng) -> pd.DataFrame:
 @pytest.mark.parametrize("preset", sorted(set(presets_with_figures()) & set(preset_names())))
 def test_the_figures_cover_their_preset(preset):
     """Every compared table of a packaged preset meets the preset's own attacks, sizes, K and
-    target types: each of its columns has at least two attacks on both sides. The one
-    exception says so: fang2020-detection runs only attacks Fang et al. do not have until the
-    S-attack family lands (issue 11), and gets the one-line error."""
+    target types: each of its columns has at least two attacks on both sides, except the
+    presets of :data:`PAPER_ATTACKS_MET` (no attack: the one-line error; one: no tau)."""
     spec = parse_spec(load_preset(preset))
     cells, _ = published_cells(preset)
     reported = {c for c in cells["value_from"] if not c.startswith("svm_phase_")}  # see data
     report = _synthetic_report(spec, reported, np.random.default_rng(0))
-    if preset in PRESETS_WITHOUT_THE_PAPERS_ATTACKS:
+    met = PAPER_ATTACKS_MET.get(preset)
+    if met == 0:
         with pytest.raises(ConfigError, match="no measured row matches"):
             compare_with_paper(report, spec, preset)
         return
     comparison = compare_with_paper(report, spec, preset)
     attacked = comparison[comparison["attack"] != "none"]
     assert set(comparison["metric"]) == {m for m in cells["metric"] if m in reported}
+    if met == 1:
+        assert (attacked["n_attacks"] == 1).all() and attacked["tau"].isna().all()
+        return
     assert (attacked["n_attacks"] >= 2).all()
     undefined = attacked[attacked["tau"].isna()]  # only where the paper ties every attack
     for _, column in undefined.groupby(["metric", "target_type", "size", "k", "knowledge"]):
@@ -386,6 +391,16 @@ def test_report_paper_end_to_end(cli, planted_csv, tmp_path):
     assert code == 2 and "choose one of" in err
     code, _, err = cli("report", "--store", store, "--paper-dataset", "Music")
     assert code == 2 and "only apply with --paper" in err
+
+
+def test_attacks_match_by_their_parameters_or_defaults():
+    """The thesis's baseline of Tables 4.2-4.6 flips real users' edges: random-edges with its
+    default new_users = 0 matches it, the new-users variant does not."""
+    spec = parse_spec(load_preset("aravind-thesis"))
+    report = _synthetic_report(spec, ("train_accuracy",), np.random.default_rng(2))
+    comparison = compare_with_paper(report, spec, "aravind-thesis")
+    assert set(comparison["attack"]) == {"none", "random-edges"}
+    assert {"random-edges-new-users"} <= {a.display for a in spec.attacks}
 
 
 def test_attacks_match_by_goal():

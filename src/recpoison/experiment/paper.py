@@ -22,8 +22,8 @@ Alignment. Each measured dataset is compared with the paper dataset the user pic
 (``paper_dataset``), else with the paper dataset whose recpoison names contain it, else with
 the first dataset of the selected tables (``paper_dataset_why`` says which). A measured row
 matches a published cell when its attack is the cell's recpoison attack (the spec's attack
-name, and the params the mapping names; ``goal`` resolved to the attack's default when the
-spec leaves it out) and every dimension the cell fixes equals the row's (sizes within 1 %).
+name, and the params the mapping names, each resolved to the attack's default when the spec
+leaves it out) and every dimension the cell fixes equals the row's (sizes within 1 %).
 Several measured attacks may match one paper row (two labels of one attack): each is
 compared.
 
@@ -38,6 +38,7 @@ two attacks and is undefined (NaN) when either side is constant.
 
 from __future__ import annotations
 
+import inspect
 import math
 from dataclasses import dataclass
 from importlib import resources
@@ -51,7 +52,13 @@ from scipy.stats import kendalltau
 
 from recpoison.errors import ConfigError
 from recpoison.experiment.report import DIMENSIONS, write_report
-from recpoison.experiment.spec import NO_ATTACK, ComponentSpec, Spec, goal_of
+from recpoison.experiment.spec import (
+    NO_ATTACK,
+    ComponentSpec,
+    Spec,
+    attack_class_or_none,
+    goal_of,
+)
 from recpoison.experiment.store import Store
 
 PUBLISHED_PACKAGE = "recpoison.presets"
@@ -251,11 +258,19 @@ def _measured(report: pd.DataFrame, cells: pd.DataFrame) -> dict[tuple[str, str]
 def _attack_matches(attack: ComponentSpec | None, cell: Any) -> bool:
     if attack is None or attack.name != cell.attack_name:
         return False
-    for param, value in cell.attack_params.items():
-        actual = goal_of(attack) if param == "goal" else attack.params.get(param)
-        if actual != value:
-            return False
-    return True
+    return all(_param(attack, name) == value for name, value in cell.attack_params.items())
+
+
+def _param(attack: ComponentSpec, name: str) -> Any:
+    """The value ``attack`` runs with for constructor parameter ``name``: the spec's, else the
+    default (for ``goal``, the class's goal when the constructor has none)."""
+    if name in attack.params:
+        return attack.params[name]
+    if name == "goal":
+        return goal_of(attack)
+    cls = attack_class_or_none(attack.name)
+    parameter = inspect.signature(cls.__init__).parameters.get(name) if cls else None
+    return None if parameter is None else parameter.default
 
 
 def _fixed_match(cell: Any, row: dict[str, Any]) -> bool:
