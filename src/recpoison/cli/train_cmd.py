@@ -59,7 +59,7 @@ def train(
     data = load_dataset(source, format=format, columns=parse_columns(columns) if columns else None)
     if "implicit" in cls.capabilities and "explicit" not in cls.capabilities:
         data = binarize(data)
-    elif data.is_implicit:
+    elif data.is_implicit and "implicit" not in cls.capabilities:
         raise ConfigError(f"victim {victim!r} needs explicit ratings; {data.name} is implicit")
     model = cls(n_replicas=replicas, random_state=seed, device=device, **params)
     train_data, test_items = leave_one_out(data, random_state=seed)

@@ -34,7 +34,7 @@ from recpoison.data.interactions import Interactions
 from recpoison.detectors import DETECTORS
 from recpoison.errors import ConfigError
 from recpoison.registry import resolve
-from recpoison.victims import VICTIMS
+from recpoison.victims import VICTIMS, victim_class
 
 logger = logging.getLogger(__name__)
 
@@ -369,7 +369,9 @@ def _model_in(annotation: Any) -> type[BaseModel] | None:
 # -- names, parameters and pairings -----------------------------------------------------------
 def component_class(family: str, table: Mapping[str, str], name: str) -> type | None:
     """The registered class, or None when its module cannot be imported yet (ConfigError for an
-    unknown name)."""
+    unknown name). A victim may also be a user's class given as ``module:Class``."""
+    if family == "victim" and ":" in name:
+        return victim_class(name)
     if name not in table:
         resolve(family, table, name)
     module_name = table[name].split(":")[0]
