@@ -154,6 +154,18 @@ def attacker_view(data: Interactions, config: dict[str, Any]) -> Interactions:
     return data
 
 
+def attacker_config(config: dict[str, Any]) -> dict[str, Any]:
+    """The part of a cell's config that seeds its fake users and the attacker's surrogate.
+
+    With a spec-level ``surrogate:`` (``shared_attacker`` in the config) the attacker knows
+    nothing of the victim, so the victim is left out: every victim of the spec faces the same
+    fake users (a transfer table). Otherwise the whole config, as before.
+    """
+    if not config.get("shared_attacker"):
+        return config
+    return {k: v for k, v in config.items() if k not in ("victim", "shared_attacker")}
+
+
 # -- execution ----------------------------------------------------------------------------------
 def execute_cell(
     config: dict[str, Any], device: str = "auto", status: Status | None = None
@@ -252,7 +264,7 @@ def _attack_cell(
             np.zeros(0, dtype=np.int64) if target is None else np.array([target]),
             n_fake,
             surrogate=surrogate,
-            random_state=stable_seed("attack", config, t),
+            random_state=stable_seed("attack", attacker_config(config), t),
         )
         poisoned.append(train.with_fake_users(profiles))
         popularity = filler_popularity(view, profiles)
@@ -377,7 +389,7 @@ def _attack_and_surrogate(
         surrogate = make_victim(
             config["surrogate"]["name"],
             **config["surrogate"]["params"],
-            random_state=stable_seed("surrogate", config, t),
+            random_state=stable_seed("surrogate", attacker_config(config), t),
             device=device,
         )
     return attack, surrogate

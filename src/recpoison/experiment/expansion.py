@@ -93,6 +93,8 @@ def expand_cells(spec: Spec) -> list[Cell]:
         }
         if spec.victim_data != "as-is":  # only when set, so that existing cell keys stay valid
             base["victim_data"] = spec.victim_data
+        if spec.surrogate is not None:  # the same fake users for every victim (cells.py)
+            base["shared_attacker"] = True
         for victim in spec.victims:
             names = {"dataset": dataset.display, "victim": victim.display}
             if spec.victim_quality:

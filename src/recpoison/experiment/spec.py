@@ -164,10 +164,12 @@ class Spec(_Strict):
     """An experiment: datasets x victims x attacks x sizes x target sets x knowledge x fillers.
 
     ``surrogate`` (default: each victim itself, i.e. white-box) is what surrogate-based attacks
-    optimize against; a different one measures transfer. ``retrains`` victims are trained from
-    scratch per target and cell; ``ks`` are the list lengths of HR_t@K; ``n_fillers`` (optional)
-    sweeps the attacks' filler count; ``victim_quality`` adds leave-one-out HR@10/NDCG@10 of each
-    clean victim; ``rmse_holdout`` is the test fraction for RMSE of explicit victims (0: off).
+    optimize against; a different one measures transfer, and with it set every victim of the
+    spec faces the same fake users (their seeds leave the victim out). ``retrains`` victims are
+    trained from scratch per target and cell; ``ks`` are the list lengths of HR_t@K;
+    ``n_fillers`` (optional) sweeps the attacks' filler count; ``victim_quality`` adds
+    leave-one-out HR@10/NDCG@10 of each clean victim; ``rmse_holdout`` is the test fraction for
+    RMSE of explicit victims (0: off).
     ``victim_data: binarized`` keeps the datasets explicit for the attacks and the detector (fake
     users get explicit ratings; profile features need them) and trains and measures the victims
     on the binarized data (Huang et al. 2021, section VI: NeuMF on implicit data, detection on
