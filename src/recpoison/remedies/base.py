@@ -46,12 +46,15 @@ def removal_mask(data: Interactions, users: np.ndarray) -> np.ndarray:
     return mask
 
 
-def retrain(model: Recommender, data: Interactions, users: np.ndarray) -> RemedyResult:
+def retrain(
+    model: Recommender, data: Interactions, users: np.ndarray, **fit_params: Any
+) -> RemedyResult:
     """Fit an unfitted copy of ``model`` (same parameters and seeds) on ``data`` without
-    ``users`` (indices or mask); the seconds are those of the fit."""
+    ``users`` (indices or mask), passing ``fit_params`` to ``fit`` (e.g. ``exclude_items``);
+    the seconds are those of the fit."""
     removed = removal_mask(data, users)
     cleaned = empty_flagged(data, removed)
     started = time.perf_counter()
-    fitted = model.clone().fit(cleaned)
+    fitted = model.clone().fit(cleaned, **fit_params)
     seconds = time.perf_counter() - started
     return RemedyResult(fitted, cleaned, seconds, {"users_removed": int(removed.sum())})
