@@ -11,6 +11,7 @@ import yaml
 from recpoison.attacks import make_attack
 from recpoison.experiment import expand_cells, parse_spec
 from recpoison.experiment.cells import execute_cell
+from recpoison.experiment.runner import run_experiment
 from recpoison.metrics import target_hit_ratio
 from recpoison.presets import load_preset
 from recpoison.victims import make_victim
@@ -65,6 +66,8 @@ def zoo_spec(csv) -> dict:
         "attacks": [
             {"name": "none"},
             {"name": "random", "params": {"n_fillers": 5}},
+            {"name": "average", "params": {"n_fillers": 5}},
+            {"name": "bandwagon", "params": {"n_fillers": 5}},
             {"name": "mf", "params": {"n_fillers": 5, "n_iter": 2, "fit_iterations": 5}},
             {
                 "name": "poison-model",
@@ -98,7 +101,7 @@ def test_the_runner_and_the_cli_attack_every_victim_with_the_same_fake_users(
     table = pd.read_csv(io.StringIO(out))
     assert set(table["victim"]) == {"neumf", "implicit-als", "implicit-bm25"}
     attacked = table[table["attack"] != "none"]
-    assert set(attacked["attack"]) == {"random", "mf", "poison-model"}
+    assert set(attacked["attack"]) == {"random", "average", "bandwagon", "mf", "poison-model"}
     assert table["hr_mean"].between(0, 1).all()
     # the same fake users for every victim: identical filler popularity per attack
     per_attack = attacked.groupby("attack")["filler_popularity"].nunique()
@@ -124,3 +127,17 @@ def test_the_transfer_zoo_preset_is_valid():
     assert {"neumf", "implicit-als", "implicit-bpr", "implicit-bm25"} <= victims
     assert spec.surrogate is not None and spec.surrogate.name == "neumf"
     assert {"random", "bandwagon", "poison-model", "mf"} <= {a.name for a in spec.attacks}
+
+
+def test_implicit_victims_train_on_the_binarized_view_of_explicit_attacks(planted_csv, tmp_path):
+    """victim_data: binarized: the attacks see explicit ratings, the implicit victim the 1s."""
+    spec = zoo_spec(planted_csv(n_users=60, ratings_per_user=8))
+    spec.pop("surrogate")
+    spec.update(
+        datasets=[{"source": str(planted_csv(n_users=60, ratings_per_user=8))}],
+        victims=[{"name": "implicit-bpr", "params": {"factors": 8, "iterations": 10}}],
+        attacks=[{"name": "none"}, {"name": "average", "params": {"n_fillers": 5}}],
+        victim_data="binarized",
+    )
+    summary = run_experiment(spec, tmp_path / "binarized.db", progress=False)
+    assert (summary.n_computed, summary.n_skipped) == (2, 0)
