@@ -20,12 +20,16 @@ def test_victims_resolve_and_declare_known_capabilities(name):
     assert type(model.clone()) is cls
 
 
+#: Constructor arguments of attacks that have no default for them.
+REQUIRED_PARAMS = {"from-file": {"path": "profiles.csv"}}
+
+
 @pytest.mark.parametrize("name", sorted(ATTACKS))
 def test_attacks_resolve_and_declare_known_requirements(name):
     cls = attack_class(name)
     assert issubclass(cls, Attack)
     assert cls.requires <= REQUIREMENTS
-    assert "n_fillers" in cls().get_params()
+    assert "n_fillers" in cls(**REQUIRED_PARAMS.get(name, {})).get_params()
 
 
 @pytest.mark.parametrize("name", sorted(DETECTORS))

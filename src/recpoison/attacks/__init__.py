@@ -15,6 +15,7 @@ ATTACKS: dict[str, str] = {
     "pga": "recpoison.attacks.pga_sgld:PGAAttack",
     "sgld": "recpoison.attacks.pga_sgld:SGLDAttack",
     "mf": "recpoison.attacks.pga_sgld:MFAttack",
+    "from-file": "recpoison.attacks.file_profiles:FileProfilesAttack",
 }
 
 

@@ -21,11 +21,25 @@ Choices the paper leaves open, and what is done here:
   attacker assumes -- the victim's own under white-box, another one for transfer, V-D) cloned
   with one replica and fitted on the attacker's view of the data (whatever the runner passed as
   ``train``: full or partial knowledge, V-C). Nothing else is read.
-* Algorithm 1 and the authors' code retrain the poison model from scratch for every fake user.
-  Here one *base* model is trained once and then continues training (``step_epochs`` epochs of
-  ℒ, warm-started, ``partial_fit``) as fake users are inserted; every step's poison training
-  runs on a copy of it, so the model keeps the validity IV-C asks for and the poison never
-  accumulates across steps.
+* ``schedule="authors"`` (the default) is the authors' procedure (public code of Huang et
+  al., ``attacks/main.py``), which Algorithm 1 describes: for every step a *fresh* poison model
+  is pre-trained from scratch, for the surrogate's epochs, on the attacker's data plus the fake
+  users made so far plus the new fake user(s) rating only the target. Each finished fake user
+  trains with its positives plus ``n_negatives`` negatives per positive drawn once (uniformly,
+  with replacement, from the items it did not rate) and kept for the rest of the attack; the
+  fake user being generated has its target positive only. Poison training then alternates, per
+  round, one optimizer step per normal user on ``λη l_u``, one on ``λ||ŷ_v||²`` and one epoch of
+  ℒ (:meth:`PoisonModelAttack._authors_step`). Differences from their code, on purpose: the
+  pre-training keeps its final epoch (they keep the epoch with the best *test* HR), everything
+  is seeded (they seed only numpy's negative sampling), HR_t divides by the eligible normal
+  users (they divide by all users), and the normal users' negatives are re-drawn every epoch as
+  every recpoison NCF victim does (they draw them once for the whole attack).
+* ``schedule="fast"``: one *base* model is trained once and then continues training
+  (``step_epochs`` epochs of ℒ, warm-started, ``partial_fit``) as fake users are inserted;
+  every step's poison training runs on a copy of it for ``poison_epochs`` epochs per round
+  with the attack term spread over the mini-batches
+  (:class:`~recpoison.attacks.poison_loss.PoisonObjective`). It costs one pre-training in all
+  instead of one per step; the README measures how its fake users differ.
 * No model selection by held-out performance: the authors pick the pre-training epoch by test
   HR, which recpoison never does (DESIGN.md); the round is chosen by the attacker's objective.
 * Default parameters (the "Parameter Setting" paragraph of V-A lost its numbers in extraction):
@@ -57,7 +71,7 @@ import scipy.sparse as sp
 import torch
 
 from recpoison.attacks.base import Attack
-from recpoison.attacks.poison_loss import PoisonObjective
+from recpoison.attacks.poison_loss import PoisonObjective, fake_norm
 from recpoison.attacks.ratings import (
     RatingSampler,
     assemble_profiles,
@@ -72,6 +86,9 @@ from recpoison.utils import RandomState, check_random_state, derive_seed
 from recpoison.victims.base import Recommender
 
 logger = logging.getLogger(__name__)
+
+#: How the poison model is trained per step (see the module docstring).
+SCHEDULES = ("authors", "fast")
 
 #: Methods and attributes the poison model needs beyond the `Recommender` contract.
 _SURROGATE_HOOKS = (
@@ -143,6 +160,7 @@ class PoisonModelAttack(Attack):
         fake_per_step: int = 1,
         users_per_step: int = 64,
         refit_after: bool = True,
+        schedule: str = "authors",
     ) -> None:
         super().__init__(n_fillers=n_fillers)
         self.rate_target = rate_target
@@ -158,6 +176,7 @@ class PoisonModelAttack(Attack):
         self.fake_per_step = fake_per_step
         self.users_per_step = users_per_step
         self.refit_after = refit_after
+        self.schedule = schedule
 
     # -- checks ---------------------------------------------------------------------------------
     def _check_params(self, surrogate: Recommender) -> None:
@@ -187,6 +206,10 @@ class PoisonModelAttack(Attack):
             (
                 isinstance(self.users_per_step, int) and self.users_per_step >= 1,
                 "users_per_step must be an integer >= 1",
+            ),
+            (
+                self.schedule in SCHEDULES,
+                f"schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}",
             ),
         ]
         for ok, message in checks:
@@ -237,6 +260,7 @@ class PoisonModelAttack(Attack):
         selection = SelectionProbability(train.n_items, targets, self.delta)
         fillers = np.empty((0, n_rated), dtype=np.int64)
         ratings = np.empty((0, n_rated), dtype=np.float32)
+        negatives: list[np.ndarray] = []  # fixed negatives of each finished fake user (authors)
         trace: list[dict[str, Any]] = []
         for size in _step_sizes(n_fake, self.fake_per_step):
             partial = assemble_profiles(
@@ -245,11 +269,24 @@ class PoisonModelAttack(Attack):
             pending = self._pending_rows(train, targets, size)
             data = _poison_view(view, sp.vstack([partial.matrix, pending], format="csr"))
             fake_users = np.arange(data.n_users - size, data.n_users)
-            best, step_trace = self._poison_step(base, data, targets, fake_users, rng)
+            if self.schedule == "authors":
+                fixed = {view.n_users + j: neg for j, neg in enumerate(negatives)}
+                fixed.update({int(u): np.zeros(0, dtype=np.int64) for u in fake_users})
+                model = self._surrogate(surrogate, derive_seed(rng)).fit(
+                    data, fixed_negatives=fixed
+                )
+                best, step_trace = self._authors_step(model, data, targets, fake_users, fixed, rng)
+            else:
+                best, step_trace = self._poison_step(base, data, targets, fake_users, rng)
             probs = torch.sigmoid(best.score_replicas(fake_users)[0]).cpu().numpy()
             chosen = np.stack([selection.choose(probs[j], n_rated) for j in range(size)])
             fillers = np.concatenate([fillers, chosen])
             ratings = np.concatenate([ratings, sampler.sample(chosen, rng)])
+            if self.schedule == "authors":
+                rated = [np.union1d(row, targets if self.rate_target else []) for row in chosen]
+                negatives += [
+                    _fixed_negatives(train.n_items, r, base.n_negatives, rng) for r in rated
+                ]
             trace.append(step_trace)
             logger.info(
                 "%s: %d/%d fake users, round %d kept (HR_t %.4f)",
@@ -320,6 +357,56 @@ class PoisonModelAttack(Attack):
         step_trace["chosen_round"] = best_round
         return best, step_trace
 
+    def _authors_step(
+        self,
+        model: Recommender,
+        data: Interactions,
+        targets: np.ndarray,
+        fake_users: np.ndarray,
+        fixed: dict[int, np.ndarray],
+        rng: np.random.Generator,
+    ) -> tuple[Recommender, dict[str, Any]]:
+        """The authors' poison training of a freshly pre-trained ``model`` (``schedule="authors"``).
+
+        Each round: the users of S in a shuffled order, for each one optimizer step on
+        ``λη l_u`` alone, skipped when ``l_u = -κ`` (L_u: u's top-K over every item u has not
+        interacted with, the target included); then one step on ``λ ||ŷ_v||²`` over the fake
+        users' non-target items; then one epoch of ordinary training. Adam's state carries over
+        from pre-training. The round with the best HR_t@K is kept (round 0 = the pre-trained
+        model)."""
+        objective = PoisonObjective(
+            data,
+            targets,
+            fake_users,
+            1,
+            1,
+            top_k=self.top_k,
+            kappa=self.kappa,
+            eta=self.eta,
+            users_per_step=1,
+            rng=rng,
+            device=model.device_,
+        )
+        values = [objective.value(model)]
+        best, best_round = model.copy_fitted(), 0
+        for round_ in range(1, self.rounds + 1):
+            for user in rng.permutation(objective.users):
+                terms = objective.user_terms(model, np.array([user]))
+                eligible = torch.as_tensor(objective.eligible[[user]], device=model.device_)
+                if bool(((terms > -self.kappa) & eligible).any()):
+                    model.optimizer_step(self.lam * self.eta * terms.sum())
+            norm = fake_norm(model.scores_with_grad(fake_users, logits=True), objective.keep_items)
+            model.optimizer_step(self.lam * norm)
+            model.partial_fit(data, 1, fixed_negatives=fixed)
+            values.append(objective.value(model))
+            if values[-1]["hr"] > values[best_round]["hr"]:
+                best, best_round = model.copy_fitted(), round_
+        step_trace = {
+            key: [v[key] for v in values] for key in ("hr", "G", "target_loss", "fake_norm")
+        }
+        step_trace["chosen_round"] = best_round
+        return best, step_trace
+
     # -- helpers --------------------------------------------------------------------------------
     def _surrogate(self, surrogate: Recommender, seed: int) -> Recommender:
         """An unfitted one-replica copy of the surrogate with seed ``seed``."""
@@ -341,6 +428,15 @@ class PoisonModelAttack(Attack):
         dense = np.zeros((size, train.n_items), dtype=np.float32)
         dense[:, targets] = value
         return sp.csr_matrix(dense)
+
+
+def _fixed_negatives(
+    n_items: int, rated: np.ndarray, n_negatives: int, rng: np.random.Generator
+) -> np.ndarray:
+    """``n_negatives`` negatives per rated item of a finished fake user, drawn uniformly with
+    replacement from the items it did not rate, once for the rest of the attack (authors)."""
+    unrated = np.setdiff1d(np.arange(n_items), rated)
+    return rng.choice(unrated, size=len(rated) * n_negatives, replace=True)
 
 
 def _step_sizes(n_fake: int, per_step: int) -> list[int]:

@@ -44,7 +44,14 @@ from recpoison.data.interactions import Interactions
 from recpoison.errors import ConfigError
 from recpoison.utils import RandomState, check_random_state, derive_seed
 from recpoison.victims.base import Recommender
-from recpoison.victims.neural_modules import NegativeSampler, StackedNCF
+from recpoison.victims.neural_modules import (
+    FixedNegatives,
+    NegativeSampler,
+    ReplicaData,
+    StackedNCF,
+    fixed_negative_rows,
+    per_replica_negatives,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -109,13 +116,16 @@ class NCFRecommender(Recommender):
         train: Interactions | Sequence[Interactions],
         exclude_items: np.ndarray | None = None,
         progress: ProgressCallback | None = None,
+        fixed_negatives: FixedNegatives | None = None,
     ) -> Self:
         """Train every replica from scratch for ``epochs`` epochs.
 
         ``train`` is one implicit dataset for all replicas or a sequence of ``n_replicas`` of one
         shape (replica ``r`` trains on dataset ``r``). ``exclude_items`` gives one item per user
         (``-1`` = none) never sampled as a negative, e.g. the held-out leave-one-out item.
-        ``progress(epoch, epochs)`` is called after each epoch.
+        ``progress(epoch, epochs)`` is called after each epoch. ``fixed_negatives`` (one mapping
+        for every replica, or one per replica) gives some users negatives drawn once and kept for
+        every epoch instead of fresh ones, see :func:`fixed_negative_rows`.
         """
         gmf_dim, layers = self._check_params()
         datasets = self._check_fit_input(train)
@@ -134,7 +144,7 @@ class NCFRecommender(Recommender):
         )
         self.exclude_items_ = None if exclude_items is None else np.asarray(exclude_items)
         self.loss_history_ = np.empty((0, self.n_replicas))
-        self._train(datasets, self.epochs, None, 0.0, progress)
+        self._train(datasets, self.epochs, None, 0.0, progress, fixed_negatives)
         return self
 
     def partial_fit(
@@ -145,6 +155,7 @@ class NCFRecommender(Recommender):
         lam: float = 1.0,
         exclude_items: np.ndarray | None = None,
         progress: ProgressCallback | None = None,
+        fixed_negatives: FixedNegatives | None = None,
     ) -> Self:
         """Continue training the current parameters and Adam state on ``train`` for ``epochs``.
 
@@ -153,7 +164,7 @@ class NCFRecommender(Recommender):
         replica's generator and their Adam moments at zero. Per batch the loss is the summed BCE
         of the replicas plus ``lam * extra_loss(self)`` when given (Huang et al.'s poison
         training, Eq. 6). Without ``exclude_items`` the ones given to ``fit`` stay excluded
-        (new users exclude nothing).
+        (new users exclude nothing). ``fixed_negatives`` as in :meth:`fit`.
         """
         self._check_fitted()
         self._check_params()
@@ -174,8 +185,19 @@ class NCFRecommender(Recommender):
         elif self.exclude_items_ is not None:
             padding = np.full(n_users - len(self.exclude_items_), -1)
             self.exclude_items_ = np.concatenate([self.exclude_items_, padding])
-        self._train(datasets, epochs, extra_loss, lam, progress)
+        self._train(datasets, epochs, extra_loss, lam, progress, fixed_negatives)
         return self
+
+    def optimizer_step(self, loss: torch.Tensor) -> None:
+        """One step of the model's own Adam on ``loss`` alone (a differentiable function of the
+        parameters, e.g. from :meth:`forward_scores`): the moments carry over from training.
+
+        This is how the authors of Huang et al. apply the attack loss (one step per normal user,
+        then one on the fake users' norm term) between epochs of ordinary training."""
+        self._check_fitted()
+        self.optimizer_.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer_.step()
 
     def _train(
         self,
@@ -184,21 +206,25 @@ class NCFRecommender(Recommender):
         extra_loss: Callable[[NCFRecommender], torch.Tensor] | None,
         lam: float,
         progress: ProgressCallback | None,
+        fixed_negatives: FixedNegatives | None = None,
     ) -> None:
         device, module = self.device_, self.module_
-        prepared: dict[int, tuple[torch.Tensor, torch.Tensor, NegativeSampler]] = {}
-        for data in datasets:
-            if id(data) not in prepared:
+        fixed = per_replica_negatives(fixed_negatives, len(datasets))
+        prepared: dict[tuple[int, int], ReplicaData] = {}
+        for data, fixed_r in zip(datasets, fixed, strict=True):
+            key = (id(data), id(fixed_r))
+            if key not in prepared:
                 if data.n_ratings == 0:
                     raise ConfigError(f"{data.name}: no interactions to train on")
                 users, items, _ = data.triples()
-                prepared[id(data)] = (
+                prepared[key] = ReplicaData(
                     torch.as_tensor(users, device=device),
                     torch.as_tensor(items, device=device),
                     NegativeSampler(data.matrix, self.exclude_items_, device),
+                    fixed_negative_rows(data.matrix, fixed_r, self.n_negatives, device),
                 )
-        per_replica = [prepared[id(d)] for d in datasets]
-        length = max(len(users) for users, _, _ in per_replica) * (1 + self.n_negatives)
+        per_replica = [prepared[(id(d), id(f))] for d, f in zip(datasets, fixed, strict=True)]
+        length = max(r.n_instances(self.n_negatives) for r in per_replica)
         history = []
         module.train()
         for epoch in range(epochs):
@@ -237,7 +263,7 @@ class NCFRecommender(Recommender):
             self.loss_history_ = np.vstack([self.loss_history_, np.stack(history)])
 
     def _epoch_instances(
-        self, per_replica: list[tuple[torch.Tensor, torch.Tensor, NegativeSampler]], length: int
+        self, per_replica: list[ReplicaData], length: int
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Shuffled training instances of one epoch: flat user rows, flat item rows and labels,
         each ``[R, length]``; replica ``r`` draws everything from its own generator."""
@@ -245,12 +271,18 @@ class NCFRecommender(Recommender):
         flat_users = torch.empty(R, length, dtype=torch.int64, device=device)
         flat_items = torch.empty(R, length, dtype=torch.int64, device=device)
         labels = torch.empty(R, length, dtype=torch.float32, device=device)
-        for r, (users, items, sampler) in enumerate(per_replica):
+        for r, replica in enumerate(per_replica):
             g = self.generators_[r]
+            users, items = replica.users, replica.items
             n_pos = len(users)
-            negatives = sampler.sample(users, n_neg, g)  # [n_pos, n_neg]
+            negatives = replica.sampler.sample(users, n_neg, g)  # [n_pos, n_neg]
             inst_users = users.repeat(1 + n_neg)  # positives first, then negative slot 1, 2, ...
+            if replica.fixed is not None:
+                negatives[replica.fixed.positions] = replica.fixed.items
             inst_items = torch.cat([items, negatives.T.reshape(-1)])
+            if replica.fixed is not None and replica.fixed.dropped is not None:
+                keep = replica.fixed.dropped.logical_not()
+                inst_users, inst_items = inst_users[keep], inst_items[keep]
             n_inst = len(inst_users)
             order = torch.randperm(n_inst, generator=g, device=device)
             if n_inst < length:

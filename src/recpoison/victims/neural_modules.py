@@ -16,7 +16,8 @@ Each replica's parameters are drawn from its own ``torch.Generator`` in a fixed 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
@@ -318,3 +319,86 @@ class NegativeSampler:
         query = users[:, None] * self.n_items + j
         below = torch.searchsorted(self._shifted, query, right=True) - self._starts[users][:, None]
         return j + below
+
+
+#: Negatives fixed once for some users: ``{user: items}`` for every replica, or one per replica.
+FixedNegatives = Mapping[int, np.ndarray] | Sequence[Mapping[int, np.ndarray]]
+
+
+@dataclass(frozen=True)
+class FixedRows:
+    """Where fixed negatives go in an epoch's instances (see :func:`fixed_negative_rows`)."""
+
+    positions: torch.Tensor  # [m] rows of the [n_pos, n_neg] negative table
+    items: torch.Tensor  # [m, n_neg] their fixed negative items
+    dropped: torch.Tensor | None  # [n_pos * (1 + n_neg)] bool: instances left out, or None
+
+
+@dataclass(frozen=True)
+class ReplicaData:
+    """One replica's training positives, its negative sampler and its fixed negatives."""
+
+    users: torch.Tensor
+    items: torch.Tensor
+    sampler: NegativeSampler
+    fixed: FixedRows | None
+
+    def n_instances(self, n_negatives: int) -> int:
+        total = len(self.users) * (1 + n_negatives)
+        if self.fixed is not None and self.fixed.dropped is not None:
+            total -= int(self.fixed.dropped.sum())
+        return total
+
+
+def per_replica_negatives(
+    fixed: FixedNegatives | None, n_replicas: int
+) -> list[Mapping[int, np.ndarray] | None]:
+    """``fixed`` as one mapping (or None) per replica."""
+    if fixed is None or isinstance(fixed, Mapping):
+        return [fixed] * n_replicas
+    fixed = list(fixed)
+    if len(fixed) != n_replicas:
+        raise ConfigError(f"got {len(fixed)} fixed-negative mappings for {n_replicas} replicas")
+    return fixed
+
+
+def fixed_negative_rows(
+    matrix: sp.csr_matrix,
+    fixed: Mapping[int, np.ndarray] | None,
+    n_negatives: int,
+    device: torch.device,
+) -> FixedRows | None:
+    """Place fixed negatives in the instance layout of one epoch.
+
+    The positives of user ``u`` are rows ``indptr[u]:indptr[u+1]`` of the ``[n_pos, n_neg]``
+    table of sampled negatives (CSR order). ``fixed[u]`` holds ``n_pos_u * n_negatives`` items,
+    positive by positive, which replace the sampled ones in every epoch; an empty array means
+    the user gets no negative at all (its negative instances are dropped). This is how the
+    authors of Huang et al. train their poison model: a fake user's negatives are drawn once,
+    and the fake user being generated has only its target positive.
+    """
+    if not fixed:
+        return None
+    indptr = np.asarray(matrix.indptr)
+    n_pos = int(indptr[-1])
+    positions, items, dropped = [], [], np.zeros(n_pos * (1 + n_negatives), dtype=bool)
+    for user, negatives in fixed.items():
+        rows = np.arange(indptr[user], indptr[user + 1])
+        negatives = np.asarray(negatives, dtype=np.int64)
+        if len(negatives) == 0:
+            for slot in range(1, n_negatives + 1):
+                dropped[slot * n_pos + rows] = True
+            continue
+        if len(negatives) != len(rows) * n_negatives:
+            raise ConfigError(
+                f"user {user} has {len(rows)} positives, so {len(rows) * n_negatives} fixed "
+                f"negatives are needed; got {len(negatives)}"
+            )
+        positions.append(rows)
+        items.append(negatives.reshape(len(rows), n_negatives))
+    empty = np.zeros((0, n_negatives), dtype=np.int64)
+    return FixedRows(
+        positions=torch.as_tensor(np.concatenate([empty[:, 0], *positions]), device=device),
+        items=torch.as_tensor(np.concatenate([empty, *items]), device=device),
+        dropped=torch.as_tensor(dropped, device=device) if dropped.any() else None,
+    )
