@@ -141,3 +141,23 @@ def test_implicit_victims_train_on_the_binarized_view_of_explicit_attacks(plante
     )
     summary = run_experiment(spec, tmp_path / "binarized.db", progress=False)
     assert (summary.n_computed, summary.n_skipped) == (2, 0)
+
+
+def test_fake_users_from_a_file_meet_an_implicit_victim(planted_csv, tmp_path):
+    """The from-file attack (profiles made elsewhere) against an item-item victim."""
+    csv = planted_csv(n_users=60, ratings_per_user=8)
+    items = sorted(pd.read_csv(csv)["item"].unique())
+    target, fillers = items[0], items[1:4]
+    rows = [{"user": f"f{u}", "item": item} for u in range(6) for item in [target, *fillers]]
+    profiles = tmp_path / "profiles.csv"
+    pd.DataFrame(rows).to_csv(profiles, index=False)
+    spec = zoo_spec(csv)
+    spec.pop("surrogate")
+    spec.update(
+        victims=[{"name": "implicit-cosine"}],
+        attacks=[{"name": "none"}, {"name": "from-file", "params": {"path": str(profiles)}}],
+        targets=[{"type": "items", "items": [int(target)]}],
+    )
+    outcome = [execute_cell(cell.config, "cpu") for cell in expand_cells(parse_spec(spec))]
+    hr = {o.info.get("n_fake", 0): np.mean([row["hr"] for row in o.results]) for o in outcome}
+    assert set(hr) == {0, 6} and hr[6] > hr[0]
