@@ -90,6 +90,18 @@ def test_filler_count_is_checked_when_given(data, tmp_path):
         make_attack("from-file", path=_write(tmp_path, rows), n_fillers=2).generate(data, [3], 1)
 
 
+def test_unknown_items_can_be_dropped(data, tmp_path):
+    rows = [
+        {"user": 0, "item": 37, "rating": 5},
+        {"user": 0, "item": 99999, "rating": 5},
+        {"user": 0, "item": 47, "rating": 4},
+    ]
+    attack = make_attack("from-file", path=_write(tmp_path, rows), unknown_items="drop")
+    fake = attack.generate(data, [3], 1)
+    assert fake.matrix.toarray()[0, [3, 4]].tolist() == [5.0, 4.0] and fake.matrix.nnz == 2
+    assert fake.info["dropped_items"] == 1
+
+
 def test_missing_file(data, tmp_path):
     with pytest.raises(DataError, match="no such file"):
         make_attack("from-file", path=str(tmp_path / "nope.csv")).generate(data, [3], 1)

@@ -169,7 +169,7 @@ def test_training_gradients_equal_autograd_through_the_tables():
         for buffered in (False, True):
             module.zero_grad(set_to_none=True)
             if buffered:
-                logits, add_table_gradients = module.training_logits(fu, fi)
+                logits, table_gradients = module.training_logits(fu, fi)
             else:
                 logits = module.pair_logits(fu, fi)
             loss = logits.square().sum()
@@ -177,7 +177,7 @@ def test_training_gradients_equal_autograd_through_the_tables():
                 loss = loss + module.full_logits(users[:3]).sum()
             loss.backward()
             if buffered:
-                add_table_gradients()
+                table_gradients.add_dense()
             expected.append([p.grad.clone() for p in module.parameters()])
         for plain, buffered in zip(*expected, strict=True):
             assert torch.allclose(plain, buffered, atol=1e-6)

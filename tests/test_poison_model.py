@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from recpoison.attacks import make_attack
+from recpoison.attacks.poison_authors import masked_step
 from recpoison.attacks.poison_loss import PoisonObjective, rank_gaps, seen_mask, user_losses
 from recpoison.attacks.poison_model import PoisonModelAttack, SelectionProbability
 from recpoison.data.transforms import item_popularity
@@ -237,3 +238,50 @@ def test_poison_model_beats_random_and_no_attack(effect_setup, schedule):
     assert ours.min() > clean.max(), (ours, clean)
     assert ours.mean() - rand.mean() > 2 * stderr, (ours, rand)
     assert ours.mean() > 1.5 * rand.mean(), (ours, rand)
+
+
+def test_target_sets_stacked_match_each_generated_alone(effect_setup):
+    """generate_many trains the poison models of several target sets as stacked replicas; each
+    set must come out as generate makes it alone with the same random state. Exact where the
+    stacked Adam's shared step counter equals each replica's own (it counts the steps a replica
+    skips; in the paper's setting both bias corrections are 1 after pre-training anyway): here
+    both replicas take and skip the same steps (same target and random state)."""
+    data, target, _, _ = effect_setup
+    attack = PoisonModelAttack(n_fillers=8, rounds=2, fake_per_step=3, refit_after=False)
+    targets = [np.array([target]), np.array([target])]
+    stacked = attack.generate_many(
+        data, targets, 6, surrogate=small_surrogate(epochs=4), random_states=[5, 5]
+    )
+    alone = attack.generate(
+        data, targets[0], 6, surrogate=small_surrogate(epochs=4), random_state=5
+    )
+    for fake in stacked:
+        np.testing.assert_array_equal(fake.matrix.toarray(), alone.matrix.toarray())
+        for got, want in zip(fake.info["trace"], alone.info["trace"], strict=True):
+            np.testing.assert_allclose(got["G"], want["G"], rtol=1e-3)
+        assert fake.info["stacked_target_sets"] == 2
+
+
+def test_a_skipped_replica_keeps_its_parameters_and_moments(effect_setup):
+    """masked_step: the active replica moves exactly as in an unmasked step, the idle one (the
+    authors skip the step of a clamped l_u) keeps parameters and Adam moments."""
+    data, _, _, _ = effect_setup
+    model = small_surrogate(epochs=1).fit(data)
+    reference = model.copy_fitted()
+    active = torch.tensor([True, False, True])
+
+    def loss_of(m):
+        return m.forward_scores(np.array([0, 1]), np.array([2, 3]), logits=True)[active].sum()
+
+    masked_step(model, loss_of(model), active)
+    reference.optimizer_step(loss_of(reference))
+    user_new = model.module_.user_table.detach().view(3, -1, model.module_.user_table.shape[1])
+    user_ref = reference.module_.user_table.detach().view_as(user_new)
+    before = small_surrogate(epochs=1).fit(data).module_.user_table.detach().view_as(user_new)
+    torch.testing.assert_close(user_new[0], user_ref[0])
+    torch.testing.assert_close(user_new[1], before[1])
+    assert not torch.equal(user_ref[1], before[1])  # unmasked, momentum would have moved it
+    state = model.optimizer_.state[model.module_.out_weight]
+    ref_state = reference.optimizer_.state[reference.module_.out_weight]
+    torch.testing.assert_close(state["exp_avg"][2], ref_state["exp_avg"][2])
+    assert not torch.equal(state["exp_avg"][1], ref_state["exp_avg"][1])

@@ -1,10 +1,11 @@
-"""Attacks: data poisoning by fake users. ``ATTACKS`` is the one registry of their names."""
+"""Attacks: data poisoning by fake users (``Attack``) or by edge flips (``EdgeAttack``).
+``ATTACKS`` is the one registry of their names."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from recpoison.attacks.base import Attack
+from recpoison.attacks.base import Attack, EdgeAttack
 from recpoison.registry import resolve
 
 ATTACKS: dict[str, str] = {
@@ -16,17 +17,24 @@ ATTACKS: dict[str, str] = {
     "sgld": "recpoison.attacks.pga_sgld:SGLDAttack",
     "mf": "recpoison.attacks.pga_sgld:MFAttack",
     "from-file": "recpoison.attacks.file_profiles:FileProfilesAttack",
+    "random-edges": "recpoison.attacks.random_edges:RandomEdgesAttack",
+    "meta": "recpoison.attacks.meta:MetaAttack",
+    "meta-approx": "recpoison.attacks.meta:MetaApproxAttack",
+    "meta-surrogate": "recpoison.attacks.meta:MetaSurrogateAttack",
+    "meta-new-users": "recpoison.attacks.meta_users:MetaNewUsersAttack",
+    "meta-similar-users": "recpoison.attacks.meta_users:MetaSimilarUsersAttack",
+    "meta-targeted": "recpoison.attacks.meta_targeted:MetaTargetedAttack",
 }
 
 
-def attack_class(name: str) -> type[Attack]:
+def attack_class(name: str) -> type[Attack | EdgeAttack]:
     """The attack class registered as ``name``."""
     return resolve("attack", ATTACKS, name)
 
 
-def make_attack(name: str, **params: Any) -> Attack:
+def make_attack(name: str, **params: Any) -> Attack | EdgeAttack:
     """Instantiate the attack ``name`` with ``params`` (constructor keyword arguments)."""
     return attack_class(name)(**params)
 
 
-__all__ = ["ATTACKS", "Attack", "attack_class", "make_attack"]
+__all__ = ["ATTACKS", "Attack", "EdgeAttack", "attack_class", "make_attack"]

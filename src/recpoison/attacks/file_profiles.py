@@ -43,16 +43,25 @@ class FileProfilesAttack(Attack):
     ``recpoison datasets info --columns``: ``{"user": "uid", "item": "iid", "rating": "r"}``).
     ``n_fillers`` is ``None`` (take the profiles as they are) or the number of non-target items
     every fake user must rate, checked. On implicit data every listed item is a positive.
+    ``unknown_items="drop"`` leaves out items the data does not have (for instance items with
+    no training rating, which a loaded training split cannot index) instead of refusing the
+    file; how many were dropped is in the profiles' info.
     """
 
     name: ClassVar[str] = "from-file"
 
     def __init__(
-        self, *, path: str, columns: dict[str, str] | None = None, n_fillers: int | None = None
+        self,
+        *,
+        path: str,
+        columns: dict[str, str] | None = None,
+        n_fillers: int | None = None,
+        unknown_items: str = "error",
     ) -> None:
         self.path = path
         self.columns = columns
         self.n_fillers = n_fillers
+        self.unknown_items = unknown_items
 
     def generate(
         self,
@@ -65,6 +74,10 @@ class FileProfilesAttack(Attack):
     ) -> FakeProfiles:
         """The file's fake users, in ``train``'s item space, after every check."""
         targets = np.atleast_1d(np.asarray(targets, dtype=np.int64))
+        if self.unknown_items not in ("error", "drop"):
+            raise ConfigError(
+                f"{self.name}: unknown_items must be 'error' or 'drop', got {self.unknown_items!r}"
+            )
         path = Path(self.path).expanduser()
         profiles = self._read(path, train)
         if profiles.n_users != n_fake:
@@ -73,7 +86,7 @@ class FileProfilesAttack(Attack):
                 f"set the attack size to {profiles.n_users} / {train.n_real} real users = "
                 f"{profiles.n_users / train.n_real:.6g}"
             )
-        matrix = self._in_item_space(profiles, train, path)
+        matrix, dropped = self._in_item_space(profiles, train, path)
         rated = matrix[:, targets].toarray() > 0
         missing = np.argwhere(~rated)
         if len(missing):
@@ -95,6 +108,7 @@ class FileProfilesAttack(Attack):
             "attack": self.name,
             "path": str(path),
             "fake_user_ids": [str(u) for u in profiles.user_ids],
+            "dropped_items": dropped,
         }
         return FakeProfiles(matrix, targets, info)
 
@@ -133,17 +147,25 @@ class FileProfilesAttack(Attack):
 
     def _in_item_space(
         self, profiles: Interactions, train: Interactions, path: Path
-    ) -> sp.csr_matrix:
-        """The profiles' ratings as a ``[n_fake, train.n_items]`` matrix (original ids matched)."""
+    ) -> tuple[sp.csr_matrix, int]:
+        """The profiles' ratings as a ``[n_fake, train.n_items]`` matrix (original ids matched)
+        and the number of (user, item) ratings dropped for unknown items."""
         index = {str(item): j for j, item in enumerate(train.item_ids)}
         columns = np.array([index.get(str(item), -1) for item in profiles.item_ids])
         unknown = profiles.item_ids[columns < 0]
-        if len(unknown):
+        if len(unknown) and self.unknown_items == "error":
             raise ConfigError(
                 f"{path}: {len(unknown)} item ids are not in dataset {train.name!r} (first: "
-                f"{unknown[0]}); the file must use the dataset's original item ids"
+                f"{unknown[0]}); the file must use the dataset's original item ids, or set "
+                "unknown_items: drop to leave them out"
             )
         coo = profiles.matrix.tocoo()
+        known = columns[coo.col] >= 0
         values = np.ones_like(coo.data) if train.is_implicit else coo.data
         shape = (profiles.n_users, train.n_items)
-        return sp.csr_matrix((values, (coo.row, columns[coo.col])), shape=shape, dtype=np.float32)
+        matrix = sp.csr_matrix(
+            (values[known], (coo.row[known], columns[coo.col[known]])),
+            shape=shape,
+            dtype=np.float32,
+        )
+        return matrix, int((~known).sum())

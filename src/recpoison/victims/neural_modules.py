@@ -16,7 +16,7 @@ Each replica's parameters are drawn from its own ``torch.Generator`` in a fixed 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from recpoison.errors import ConfigError
+from recpoison.victims.lazy_adam import lazy_adam_step, unique_row_gradients
 
 #: Standard deviation of the N(0, 0.01) embedding initialisation of NCF.
 EMBEDDING_STD = 0.01
@@ -105,9 +106,10 @@ class StackedNCF(nn.Module):
 
     # -- indexing -----------------------------------------------------------------------------
     def flat_users(self, users: torch.Tensor) -> torch.Tensor:
-        """Flat table rows ``replica * n_users + user`` of ``users`` ([n], shared by replicas)."""
+        """Flat table rows ``replica * n_users + user`` of ``users``: ``[n]`` shared by the
+        replicas, or ``[R, n]`` with replica ``r``'s own users in row ``r``."""
         offsets = torch.arange(self.n_replicas, device=users.device)[:, None] * self.n_users
-        return (offsets + users[None, :]).reshape(-1)
+        return (offsets + users.expand(self.n_replicas, -1)).reshape(-1)
 
     def flat_items(self, items: torch.Tensor) -> torch.Tensor:
         """Flat table rows ``replica * n_items + item`` of ``items`` ([n], shared)."""
@@ -123,28 +125,17 @@ class StackedNCF(nn.Module):
 
     def training_logits(
         self, flat_users: torch.Tensor, flat_items: torch.Tensor
-    ) -> tuple[torch.Tensor, Callable[[], None]]:
-        """``pair_logits`` for a training step, plus the function to call after ``backward``
-        that adds the embedding-table gradients.
-
-        Same result as autograd through ``index_select``, but the dense table gradients are
-        accumulated into buffers kept between steps: a fresh ``[R * n_items, d]`` gradient per
-        step is a large allocation that the CPU allocator returns to the OS each time, and the
-        page faults of re-allocating it cost about a fifth of a step at R = 30.
-        """
+    ) -> tuple[torch.Tensor, TableGradients]:
+        """``pair_logits`` for a training step, plus the :class:`TableGradients` to apply after
+        ``backward``: the embedding tables are gathered detached, so autograd stops at the
+        gathered rows and the step decides how their gradients reach the tables."""
         user_rows = self.user_table.detach().index_select(0, flat_users).requires_grad_()
         item_rows = self.item_table.detach().index_select(0, flat_items).requires_grad_()
-
-        def add_table_gradients() -> None:
-            for table, index, rows in (
-                (self.user_table, flat_users, user_rows),
-                (self.item_table, flat_items, item_rows),
-            ):
-                if table.grad is None:  # not already set by an extra loss through autograd
-                    table.grad = self._zeroed_buffer(table)
-                table.grad.index_add_(0, index, rows.grad)
-
-        return self.rows_logits(user_rows, item_rows), add_table_gradients
+        gradients = TableGradients(
+            self,
+            ((self.user_table, flat_users, user_rows), (self.item_table, flat_items, item_rows)),
+        )
+        return self.rows_logits(user_rows, item_rows), gradients
 
     def _zeroed_buffer(self, table: nn.Parameter) -> torch.Tensor:
         key = "user" if table is self.user_table else "item"
@@ -173,13 +164,14 @@ class StackedNCF(nn.Module):
         return (h * self.out_weight.transpose(1, 2)).sum(dim=2) + self.out_bias
 
     def full_logits(self, users: torch.Tensor) -> torch.Tensor:
-        """Logits ``[R, len(users), n_items]`` of ``users`` (shared across replicas) for every item.
+        """Logits ``[R, U, n_items]`` of ``users`` for every item: ``users`` ``[U]`` shared by the
+        replicas, or ``[R, U]`` with each replica's own users.
 
         The GMF tower and the prediction unit are linear in the item embedding, so the GMF part
         is one batched matmul; the first MLP layer is split into its user and item halves, which
         are computed once per user and once per item and broadcast-added.
         """
-        R, U, n_items = self.n_replicas, users.shape[0], self.n_items
+        R, U, n_items = self.n_replicas, users.shape[-1], self.n_items
         logits = self.out_bias[:, :, None].expand(R, U, n_items)
         if self.gmf_dim:
             pu = self._user_rows(users)[:, :, : self.gmf_dim]
@@ -191,7 +183,7 @@ class StackedNCF(nn.Module):
         return logits
 
     def _mlp_full(self, users: torch.Tensor) -> torch.Tensor:
-        R, U, n_items, d = self.n_replicas, users.shape[0], self.n_items, self.mlp_dim
+        R, U, n_items, d = self.n_replicas, users.shape[-1], self.n_items, self.mlp_dim
         mu = self._user_rows(users)[:, :, self.gmf_dim :]
         mi = self.item_table.view(R, n_items, -1)[:, :, self.gmf_dim :]
         w_out = self.out_weight[:, self.gmf_dim :, :]  # [R, last, 1]
@@ -207,7 +199,7 @@ class StackedNCF(nn.Module):
 
     def _user_rows(self, users: torch.Tensor) -> torch.Tensor:
         rows = self.user_table.index_select(0, self.flat_users(users))
-        return rows.view(self.n_replicas, users.shape[0], -1)
+        return rows.view(self.n_replicas, users.shape[-1], -1)
 
     def _embedding_rows(
         self, n: int, generator: torch.Generator, device: torch.device
@@ -262,6 +254,37 @@ def _swap_parameter(
             value = value.view(new.shape)
         grown[key] = value
     optimizer.state[new] = grown
+
+
+class TableGradients:
+    """The gradients of the embedding rows a training step gathered (see ``training_logits``).
+
+    ``add_dense`` gives each table the dense gradient autograd through ``index_select`` would:
+    accumulated into a buffer kept between steps (a fresh ``[R * n_items, d]`` gradient per step
+    is a large allocation that the CPU allocator returns to the OS each time, and the page
+    faults of re-allocating it cost about a fifth of a step at R = 30). ``apply_lazy`` instead
+    updates only the gathered rows with lazy Adam (:mod:`recpoison.victims.lazy_adam`).
+    """
+
+    def __init__(
+        self,
+        module: StackedNCF,
+        gathered: tuple[tuple[nn.Parameter, torch.Tensor, torch.Tensor], ...],
+    ) -> None:
+        self.module = module
+        self.gathered = gathered
+
+    def add_dense(self) -> None:
+        """Add the tables' dense gradients (to any an extra loss set through autograd)."""
+        for table, index, rows in self.gathered:
+            if table.grad is None:
+                table.grad = self.module._zeroed_buffer(table)
+            table.grad.index_add_(0, index, rows.grad)
+
+    def apply_lazy(self, optimizer: torch.optim.Adam) -> None:
+        """Lazy Adam step of the gathered rows of each table (their ``.grad`` stays None)."""
+        for table, index, rows in self.gathered:
+            lazy_adam_step(optimizer, table, *unique_row_gradients(index, rows.grad))
 
 
 class NegativeSampler:
