@@ -1,5 +1,8 @@
 """Remedies after detection: SISA training and unlearning, full retrain, replica surgery."""
 
+import json
+import sqlite3
+
 import numpy as np
 import pytest
 import torch
@@ -7,6 +10,8 @@ import torch
 from recpoison.attacks import make_attack
 from recpoison.data.transforms import leave_one_out
 from recpoison.errors import ConfigError
+from recpoison.experiment import build_report, parse_spec, run_experiment
+from recpoison.experiment.report import to_markdown
 from recpoison.metrics import leave_one_out_hr_ndcg, target_hit_ratio
 from recpoison.remedies import SISA, removal_mask, retrain
 from recpoison.remedies.sisa import slice_epochs
@@ -167,3 +172,38 @@ def test_unlearning_before_fitting_and_bad_users_are_config_errors(tiny_implicit
         removal_mask(tiny_implicit, np.array([60]))
     with pytest.raises(ConfigError, match="a user mask needs 60 entries"):
         removal_mask(tiny_implicit, np.ones(3, dtype=bool))
+
+
+def test_the_runner_unlearns_flagged_users_with_sisa(planted_csv, tmp_path):
+    """`remedy: {name: sisa}` after a t-test detector: HR_t after unlearning, the seconds of
+    unlearning against a full retrain, and the unlearned ensemble's quality, per cell."""
+    spec = {
+        "name": "sisa-remedy",
+        "datasets": [{"source": str(planted_csv(n_users=60, ratings_per_user=8))}],
+        "victim_data": "binarized",
+        "victims": [{"name": "gmf", "params": {"epochs": 2, "embedding_dim": 4}}],
+        "attacks": [{"name": "none"}, {"name": "random", "params": {"n_fillers": 5}}],
+        "sizes": [0.1],
+        "targets": [{"type": "random", "count": 2}],
+        "detector": {"name": "ttest", "params": {"alpha": 0.05}},
+        "remedy": {"name": "sisa", "params": {"shards": 2, "slices": 2, "slicing": "order"}},
+        "retrains": 2,
+        "victim_quality": False,
+        "device": "cpu",
+        "seed": 3,
+    }
+    run_experiment(spec, tmp_path / "sisa.db", progress=False)
+    report = build_report(tmp_path / "sisa.db")
+    attacked = report[report["attack"] == "random"].iloc[0]
+    assert attacked["remedy"] == "sisa" and 0 <= attacked["hr_mean_detected"] <= 1
+    assert attacked["remedy_seconds"] > 0 and attacked["remedy_retrain_seconds"] > 0
+    assert 0 < attacked["remedy_ndcg"] <= attacked["remedy_hr"] <= 1
+    (info,) = sqlite3.connect(tmp_path / "sisa.db").execute(
+        "SELECT info_json FROM cells WHERE config_json LIKE '%\"sisa\"%'"
+    )
+    remedy = json.loads(info[0])["remedy"]
+    assert remedy["fit_seconds"] > 0 and 0 < remedy["retrained_share"] <= 1
+    assert len(remedy["quality"]) == 2 and "full retrain seconds" in to_markdown(report)
+    spec["victims"] = [{"name": "implicit-als"}]
+    with pytest.raises(ConfigError, match="sisa trains neural victims"):
+        parse_spec(spec)

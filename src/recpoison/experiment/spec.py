@@ -503,6 +503,16 @@ def _check_remedy(spec: Spec) -> None:
             resolve("remedy", {name: "" for name in REMEDIES}, spec.remedy.name)
         except ConfigError as error:
             raise ConfigError(f"remedy.name: {error}") from None
+    if spec.remedy.name == "sisa":
+        from recpoison.victims.neural import NCFRecommender
+
+        for j, victim in enumerate(spec.victims):
+            cls = component_class("victim", VICTIMS, victim.name)
+            if cls is not None and not issubclass(cls, NCFRecommender):
+                raise ConfigError(
+                    f"remedy: sisa trains neural victims (neumf, gmf, mlp) slice by slice; "
+                    f"victims.{j} ({victim.name}) is not one"
+                )
     valid = [p for p in inspect.signature(REMEDIES[spec.remedy.name].__init__).parameters]
     for key in spec.remedy.params:
         if key not in valid[1:]:
