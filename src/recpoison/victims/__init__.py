@@ -17,6 +17,7 @@ VICTIMS: dict[str, str] = {
     "mlp": "recpoison.victims.neural:MLP",
     "als-mf": "recpoison.victims.mf:ALSMF",
     "nuclear-norm": "recpoison.victims.nuclear:NuclearNormMF",
+    "random-walk": "recpoison.victims.random_walk:RandomWalk",
     "implicit-als": "recpoison.victims.implicit_models:ImplicitALS",
     "implicit-bpr": "recpoison.victims.implicit_models:ImplicitBPR",
     "implicit-lmf": "recpoison.victims.implicit_models:ImplicitLMF",
