@@ -30,9 +30,8 @@ PENDING_ATTACKS = dict.fromkeys(
     ["u-tna", "s-tna-rand", "s-tna-inf", "weighting", "graph-attack", "s-graph"]
 )
 #: Packaged presets that meet fewer than two of their paper's attacks until the attacks land:
-#: fang2020-detection runs none of Fang's (the S-attacks, issue 11), aravind-thesis only the
-#: random-edge baseline (its meta attacks are a commented block). Raise these as they land.
-PAPER_ATTACKS_MET = {"fang2020-detection": 0, "aravind-thesis": 1}
+#: fang2020-detection runs none of Fang's (the S-attacks, issue 11). Raise it as they land.
+PAPER_ATTACKS_MET = {"fang2020-detection": 0}
 PENDING_PRESETS = {"fang2020-table1", "fang2020-weighting", "fang2020-graph", "fang2020-partial"}
 
 
@@ -389,11 +388,11 @@ def test_report_paper_end_to_end(cli, planted_csv, tmp_path):
 
 def test_attacks_match_by_their_parameters_or_defaults():
     """The thesis's baseline of Tables 4.2-4.6 flips real users' edges: random-edges with its
-    default new_users = 0 matches it, the new-users variant does not."""
+    default new_users = 0 matches it, the new-users variant does not (Meta-Attack is `meta`)."""
     spec = parse_spec(load_preset("aravind-thesis"))
     report = _synthetic_report(spec, ("train_accuracy",), np.random.default_rng(2))
     comparison = compare_with_paper(report, spec, "aravind-thesis")
-    assert set(comparison["attack"]) == {"none", "random-edges"}
+    assert set(comparison["attack"]) == {"none", "random-edges", "meta"}
     assert {"random-edges-new-users"} <= {a.display for a in spec.attacks}
 
 
