@@ -15,6 +15,10 @@ ATTACKS: dict[str, str] = {
     "pga": "recpoison.attacks.pga_sgld:PGAAttack",
     "sgld": "recpoison.attacks.pga_sgld:SGLDAttack",
     "mf": "recpoison.attacks.pga_sgld:MFAttack",
+    "u-tna": "recpoison.attacks.s_attack:UTNAAttack",
+    "s-tna-rand": "recpoison.attacks.s_attack:STNARandAttack",
+    "s-tna-inf": "recpoison.attacks.s_attack:SAttack",
+    "weighting": "recpoison.attacks.s_attack:WeightingAttack",
 }
 
 

@@ -143,10 +143,17 @@ def resolve_targets(data: Interactions, config: dict[str, Any]) -> np.ndarray:
     return np.sort(rng.choice(candidates, size=target["count"], replace=False)).astype(np.int64)
 
 
-def attacker_view(data: Interactions, config: dict[str, Any]) -> Interactions:
-    """What the attacker sees: all data, a fraction of the ratings, or of the users."""
+def attacker_view(
+    data: Interactions, config: dict[str, Any], targets: np.ndarray | None = None
+) -> Interactions:
+    """What the attacker sees: all data, a fraction of the ratings, of the users, or of the
+    ratings nearest to ``targets`` (``hops``)."""
     knowledge = config["knowledge"]
     seed = stable_seed("knowledge", config["seed"], config["dataset"], knowledge)
+    if knowledge["kind"] == "hops":
+        if targets is None or len(targets) == 0:
+            raise ConfigError("knowledge 'hops' needs target items (not an availability attack)")
+        return transforms.subsample_hops(data, knowledge["fraction"], targets, random_state=seed)
     if knowledge["kind"] == "ratings":
         return transforms.subsample_ratings(data, knowledge["fraction"], random_state=seed)
     if knowledge["kind"] == "users":
@@ -234,7 +241,7 @@ def _attack_cell(
         return _rows(config, data, targets, hits, eligible, rmse), info
 
     n_fake = max(1, round(config["size"] * train.n_real))
-    view = attacker_view(train, config)
+    view = attacker_view(train, config, targets)
     info.update(n_fake=n_fake, n_attacker_users=view.n_users, n_attacker_ratings=view.n_ratings)
     poisoned, attack_info = [], []
     untargeted = goal_of(ComponentSpec(**config["attack"])) == "availability"
@@ -247,6 +254,8 @@ def _attack_cell(
     for t, target in enumerate(attacked):
         say(f"attack {config['attack']['name']}: profiles {t + 1}/{len(attacked)}")
         attack, surrogate = _attack_and_surrogate(config, device, t)
+        if config["knowledge"]["kind"] == "hops" and target is not None:  # per target
+            view = attacker_view(train, config, np.array([target]))
         profiles = attack.generate(
             view,
             np.zeros(0, dtype=np.int64) if target is None else np.array([target]),
