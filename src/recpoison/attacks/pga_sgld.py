@@ -56,6 +56,8 @@ Utility = Callable[[torch.Tensor, torch.Tensor], tuple[float, Factors]]
 DTYPE = torch.float64
 #: ALS sweeps refining the nuclear-norm solution's balanced factors before differentiating.
 _POLISH_SWEEPS = 10
+#: Halvings of PGA's step size tried before an iteration is declared a local maximum.
+_MAX_BACKTRACKS = 8
 
 
 # -- the attacker's copy of the victim's training problem ---------------------------------------
@@ -75,6 +77,15 @@ class _ALSProblem:
     ) -> None:
         self.lambda_u, self.lambda_v = lambda_u, lambda_v
         self.items = initial_items(n_items, rank, seed, DTYPE, device)[None]
+
+    @property
+    def state(self) -> torch.Tensor:
+        """The warm start of the next solve."""
+        return self.items
+
+    @state.setter
+    def state(self, items: torch.Tensor) -> None:
+        self.items = items
 
     def solve(self, entries: Entries, iterations: int) -> Factors:
         users, self.items, _ = als(
@@ -99,6 +110,15 @@ class _NuclearProblem:
         )
         self.gen = torch.Generator().manual_seed(seed)
         self.factors: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
+
+    @property
+    def state(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
+        """The warm start of the next solve."""
+        return self.factors
+
+    @state.setter
+    def state(self, factors: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None) -> None:
+        self.factors = factors
 
     def solve(self, entries: Entries, iterations: int) -> Factors:
         init = self.factors
@@ -187,13 +207,16 @@ class _FactorizationAttack(Attack):
         return torch.as_tensor(rng.uniform(low, high, run.n_free), dtype=DTYPE, device=run.device)
 
     def _step(
-        self, run: _Run, values: torch.Tensor, grad: torch.Tensor, t: int, gen: torch.Generator
-    ) -> torch.Tensor:
-        """Eq. (10): ``Proj(M̃ + s_t ∇R)`` with ``s_t = step_size · Λ / ‖∇R‖_max``."""
-        scale = grad.abs().max()
-        if scale > 0:
-            values = values + self.step_size * run.half_range / scale * grad
-        return values.clamp(*run.box)
+        self,
+        run: _Run,
+        values: torch.Tensor,
+        grad: torch.Tensor,
+        t: int,
+        gen: torch.Generator,
+    ) -> tuple[torch.Tensor, Factors, float]:
+        """One step from ``values`` (gradient ``grad``): the new values, the victim refitted on
+        them and their utility."""
+        raise NotImplementedError
 
     def _problem(
         self, surrogate: Recommender | None, n_items: int, seed: int
@@ -248,13 +271,11 @@ class _FactorizationAttack(Attack):
         values = self._initial_values(run, rng)
         gen = torch.Generator().manual_seed(derive_seed(rng))
         history, residuals = [], []
-        for t in range(self.n_iter + 1):
-            users, items = run.solve(
-                values, self.fit_iterations if t == 0 else self.inner_iterations
-            )
-            value, grad_theta = run.utility(users, items)
-            history.append(value)
-            if t == self.n_iter:
+        users, items = run.solve(values, self.fit_iterations)
+        value = run.utility(users, items)[0]
+        history.append(value)
+        for t in range(self.n_iter):
+            if run.converged:
                 break
             grad, residual = implicit_gradient(
                 run.entries(values),
@@ -262,14 +283,15 @@ class _FactorizationAttack(Attack):
                 items,
                 problem.lambda_u,
                 problem.lambda_v,
-                grad_theta,
+                run.utility(users, items)[1],
                 run.free_rows,
                 run.free_cols,
                 self.gradient,
                 self.cg_iterations,
             )
             residuals.append(residual)
-            values = self._step(run, values, grad, t, gen)
+            values, (users, items), value = self._step(run, values, grad, t, gen)
+            history.append(value)
             logger.debug("%s iteration %d: utility %.6g", self.name, t, value)
         matrix = run.project(values)
         users, items = run.solve_profiles(matrix, self.fit_iterations)
@@ -283,6 +305,8 @@ class _FactorizationAttack(Attack):
             "utility_final": history[-1],
             "utility_projected": run.utility(users, items)[0],
             "cg_residual_max": max(residuals, default=float("nan")),
+            "converged": run.converged,
+            "step_history": run.steps,
             "seconds": time.perf_counter() - started,
         }
         logger.info(
@@ -356,6 +380,9 @@ class _Run:
         self.weights = torch.as_tensor(weights, dtype=DTYPE, device=self.device)
         self.prior: tuple[torch.Tensor, torch.Tensor]  # SGLD: (ξ_j, σ_j²) of the free entries
         self.utility_scale = 1.0  # SGLD: R's scale, set at the first step
+        self.step = attack.step_size  # PGA: the current step size of the line search
+        self.steps: list[float] = []  # PGA: the step size accepted at each iteration (0: none)
+        self.converged = False  # PGA: no ascent step found (a local maximum)
         self._layout(rng)
         self.clean = problem.solve(self.normal, attack.fit_iterations)
 
@@ -504,6 +531,40 @@ class PGAAttack(_FactorizationAttack):
 
     name = "pga"
 
+    def _step(
+        self,
+        run: _Run,
+        values: torch.Tensor,
+        grad: torch.Tensor,
+        t: int,
+        gen: torch.Generator,
+    ) -> tuple[torch.Tensor, Factors, float]:
+        """Eq. (10), ``Proj(M̃ + s_t ∇R)`` with ``s_t = step · Λ / ‖∇R‖_max``, accepted only if
+        the retrained utility rises; otherwise ``step`` halves (at most
+        :data:`_MAX_BACKTRACKS` times), and after an accepted step it doubles, so the step
+        size follows the utility instead of stalling (an availability gradient is very uneven
+        across entries: with a fixed rule most entries barely move). The current point and
+        every proposal are refitted with the same ``inner_iterations`` sweeps from the same
+        warm start, so what is compared is the step, not further convergence of the victim's
+        fit. No ascent at any step size means a local maximum: ``run.converged``."""
+        start = run.problem.state
+        users, items = run.solve(values, self.inner_iterations)
+        reference = run.utility(users, items)[0]
+        scale = float(grad.abs().max())
+        for _ in range(_MAX_BACKTRACKS + 1 if scale > 0 else 0):
+            run.problem.state = start
+            proposal = (values + run.step * run.half_range / scale * grad).clamp(*run.box)
+            proposed = run.solve(proposal, self.inner_iterations)
+            utility = run.utility(*proposed)[0]
+            if utility > reference:
+                run.steps.append(run.step)
+                run.step *= 2.0
+                return proposal, proposed, utility
+            run.step /= 2.0
+        run.steps.append(0.0)
+        run.converged = True
+        return values, (users, items), reference
+
 
 class SGLDAttack(_FactorizationAttack):
     """Stochastic gradient Langevin dynamics (Li et al. 2016, Algorithm 2, §4.3).
@@ -590,9 +651,14 @@ class SGLDAttack(_FactorizationAttack):
         return (run.prior[0] + run.prior[1].sqrt() * noise).clamp(*run.box)
 
     def _step(
-        self, run: _Run, values: torch.Tensor, grad: torch.Tensor, t: int, gen: torch.Generator
-    ) -> torch.Tensor:
-        """Eq. (17) (per-item step ``s σ_j²`` when ``preconditioned``), then the box."""
+        self,
+        run: _Run,
+        values: torch.Tensor,
+        grad: torch.Tensor,
+        t: int,
+        gen: torch.Generator,
+    ) -> tuple[torch.Tensor, Factors, float]:
+        """Eq. (17) (per-item step ``s σ_j²`` when ``preconditioned``), the box, a refit."""
         mean, variance = run.prior
         if t == 0:  # R's scale: its gradient's RMS at the start equals the log-prior's
             prior_rms = ((values - mean) / variance).square().mean().sqrt()
@@ -606,7 +672,9 @@ class SGLDAttack(_FactorizationAttack):
         else:
             drift = -(values - mean) / variance + self.beta * grad
             values = values + s / 2 * drift + s**0.5 * noise
-        return values.clamp(*run.box)
+        values = values.clamp(*run.box)
+        users, items = run.solve(values, self.inner_iterations)
+        return values, (users, items), run.utility(users, items)[0]
 
     def _validate(
         self, train: Interactions, targets: np.ndarray, n_fake: int, surrogate: Recommender | None

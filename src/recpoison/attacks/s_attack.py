@@ -119,7 +119,7 @@ class SAttack(Attack):
         n_fillers: int = 20,
         n_influential: int = 400,
         eta: float = 0.01,
-        b: float = 0.01,
+        b: float = 1.0,
         top_n: int = 10,
         rank: int = 64,
         lam: float = 10.0,
@@ -127,7 +127,7 @@ class SAttack(Attack):
         step_size: float = 0.5,
         fit_iterations: int = 20,
         inner_iterations: int = 2,
-        gradient: Method = "block",
+        gradient: Method = "cg",
         influence: InfluenceMethod = "block",
         cg_iterations: int = 20,
         device: str = "auto",
@@ -288,7 +288,7 @@ class SAttack(Attack):
         pi = user_influence(model, target, self.influence)
         if self.user_set == "weights":
             total = pi.sum()
-            weights = pi / total if total > 0 else np.full(m, 1.0 / m)
+            weights = m * pi / total if total > 0 else np.ones(m)  # Eq. (31) times |U|
             return np.arange(m), weights, {"n_loss_users": m}
         selection = influential_users(pi, self.n_influential, rng)
         users = selection.users
@@ -333,7 +333,13 @@ class STNARandAttack(SAttack):
 
 class WeightingAttack(SAttack):
     """Weighting (§7.2, Eqs. 30-31): every normal user in the loss, weighted by
-    ``H_k = π(k,t) / Σ_u π(u,t)`` (``n_influential`` unused)."""
+    ``H_k = |U| π(k,t) / Σ_u π(u,t)`` (``n_influential`` unused).
+
+    Eq. (31) normalises the weights to sum to 1, which makes the WMW term ``|U|`` times smaller
+    than U-TNA's while ``η‖w‖₁`` keeps its size: on planted data (300 users) the ℓ1 term then
+    dominates and the attack is no better than a random one (HR@10 0.128 against 0.136). The
+    factor ``|U|`` (mean weight 1) is the same as dividing η by ``|U|``: the relative weights
+    are Eq. (31)'s and the balance with the ℓ1 term is U-TNA's."""
 
     name = "weighting"
     user_set = "weights"
