@@ -1,5 +1,7 @@
 """The S-attack family (Fang et al. 2020): gradient, profiles, effect on planted data."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -119,3 +121,16 @@ def test_s_tna_inf_beats_no_attack_and_the_random_attack(data):
     random, _ = _hit_ratio(data, "random", target)
     attacked, _ = _hit_ratio(data, "s-tna-inf", target, **ATTACK)
     assert attacked > none + 0.1 and attacked > random + 0.1, (none, random, attacked)
+
+
+def test_s_tna_inf_from_the_command_line(cli, planted_csv, tmp_path):
+    def attack(targets: str):
+        args = ["attack", planted_csv(), "--attack", "s-tna-inf", "--size", "0.05", "--json"]
+        args += ["--targets", targets, "--fillers", "5", "--out", tmp_path / "poisoned.csv"]
+        return cli(*args, "--param", "rank=4", "--param", "n_iter=1")
+
+    code, stdout, err = attack("random:1")
+    assert code == 0, err
+    assert json.loads(stdout)["fake_users"] == 3
+    code, _, err = attack("random:2")
+    assert code == 2 and "one target" in err and len(err.strip().splitlines()) == 1

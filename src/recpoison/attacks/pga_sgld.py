@@ -18,9 +18,10 @@ snapped to the data's rating values (each fake user has exactly ``n_fillers`` fi
 targets for the integrity and hybrid goals, rated at the bound of ``sign w(j)``).
 
 Choices the paper leaves open (documented on each class): the step-size sequence of Eq. (10)
-(``s_t = step_size · Λ / ‖∇‖_max``), the gradient (``"cg"``, exact, by default — the closed form
-of Eq. 12, ``"block"``, gives a zero gradient to every filler for the integrity goal), and for
-SGLD the scale of β, a per-item step size and truncation to the box after each step.
+(``s_t = step · Λ / ‖∇‖_max``, ``step`` by a backtracking line search), the gradient (``"cg"``,
+exact, by default — the closed form of Eq. 12, ``"block"``, gives a zero gradient to every
+filler for the integrity goal), and for SGLD the scale of β, a per-item step size and
+truncation to the box after each step.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ import scipy.sparse as sp
 import torch
 
 from recpoison.attacks.base import Attack
+from recpoison.attacks.factorization_problems import DTYPE, ALSProblem, NuclearProblem
 from recpoison.attacks.kkt import (
     Factors,
     Method,
@@ -46,113 +48,15 @@ from recpoison.data.interactions import FakeProfiles, Interactions
 from recpoison.errors import ConfigError
 from recpoison.utils import RandomState, check_random_state, derive_seed, resolve_device
 from recpoison.victims.base import Recommender
-from recpoison.victims.mf import ALSMF, Center, Entries, als, initial_items, rating_offset
-from recpoison.victims.nuclear import NuclearNormMF, soft_impute
+from recpoison.victims.mf import ALSMF, Center, Entries, rating_offset
+from recpoison.victims.nuclear import NuclearNormMF
 
 logger = logging.getLogger(__name__)
 
 Goal = Literal["availability", "integrity", "hybrid"]
 Utility = Callable[[torch.Tensor, torch.Tensor], tuple[float, Factors]]
-DTYPE = torch.float64
-#: ALS sweeps refining the nuclear-norm solution's balanced factors before differentiating.
-_POLISH_SWEEPS = 10
 #: Halvings of PGA's step size tried before an iteration is declared a local maximum.
 _MAX_BACKTRACKS = 8
-
-
-# -- the attacker's copy of the victim's training problem ---------------------------------------
-class _ALSProblem:
-    """Eq. (4) solved by ALS, warm-started from the previous item factors."""
-
-    kind = "als-mf"
-
-    def __init__(
-        self,
-        rank: int,
-        lambda_u: float,
-        lambda_v: float,
-        n_items: int,
-        seed: int,
-        device: torch.device,
-    ) -> None:
-        self.lambda_u, self.lambda_v = lambda_u, lambda_v
-        self.items = initial_items(n_items, rank, seed, DTYPE, device)[None]
-
-    @property
-    def state(self) -> torch.Tensor:
-        """The warm start of the next solve."""
-        return self.items
-
-    @state.setter
-    def state(self, items: torch.Tensor) -> None:
-        self.items = items
-
-    def solve(self, entries: Entries, iterations: int) -> Factors:
-        users, self.items, _ = als(
-            entries, self.items, self.lambda_u, self.lambda_v, iterations, record=False
-        )
-        return users[0], self.items[0]
-
-
-class _NuclearProblem:
-    """Eq. (5) solved by soft-impute; returns the balanced factors ``(UΣ^½, VΣ^½)`` (see kkt)."""
-
-    kind = "nuclear-norm"
-
-    def __init__(
-        self, lam: float, max_rank: int, oversampling: int, power_iterations: int, seed: int
-    ) -> None:
-        self.lambda_u = self.lambda_v = lam
-        self.max_rank, self.oversampling, self.power_iterations = (
-            max_rank,
-            oversampling,
-            power_iterations,
-        )
-        self.gen = torch.Generator().manual_seed(seed)
-        self.factors: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
-
-    @property
-    def state(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
-        """The warm start of the next solve."""
-        return self.factors
-
-    @state.setter
-    def state(self, factors: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None) -> None:
-        self.factors = factors
-
-    def solve(self, entries: Entries, iterations: int) -> Factors:
-        init = self.factors
-        if init is not None and init[0].shape[0] < entries.shape[0]:
-            extra = entries.shape[0] - init[0].shape[0]
-            init = (torch.nn.functional.pad(init[0], (0, 0, 0, extra)), init[1], init[2])
-        self.factors, _ = soft_impute(
-            entries,
-            self.lambda_u,
-            self.max_rank,
-            iterations,
-            0.0,
-            self.gen,
-            init,
-            self.oversampling,
-            self.power_iterations,
-        )
-        _, s, v = self.factors
-        if s.numel() == 0:
-            raise ConfigError(
-                f"the nuclear-norm model of these data has rank 0 (lam = "
-                f"{self.lambda_u} thresholds every singular value); lower lam"
-            )
-        # A few exact ALS sweeps on the equivalent factored problem (see kkt) make the point
-        # stationary up to round-off, so its Hessian is the one the implicit gradient needs.
-        users, items, _ = als(
-            entries,
-            (v * s.sqrt())[None],
-            self.lambda_u,
-            self.lambda_v,
-            _POLISH_SWEEPS,
-            record=False,
-        )
-        return users[0], items[0]
 
 
 # -- shared machinery ----------------------------------------------------------------------------
@@ -175,8 +79,8 @@ class _FactorizationAttack(Attack):
         rank: int = 10,
         lambda_u: float = 10.0,
         lambda_v: float = 10.0,
-        fit_iterations: int = 50,
-        inner_iterations: int = 10,
+        fit_iterations: int = 100,
+        inner_iterations: int = 20,
         gradient: Method = "cg",
         cg_iterations: int = 20,
         device: str = "auto",
@@ -220,11 +124,11 @@ class _FactorizationAttack(Attack):
 
     def _problem(
         self, surrogate: Recommender | None, n_items: int, seed: int
-    ) -> tuple[_ALSProblem | _NuclearProblem, Center]:
+    ) -> tuple[ALSProblem | NuclearProblem, Center]:
         """The victim model to optimise against, and its rating centering."""
         device = resolve_device(self.device)
         if isinstance(surrogate, NuclearNormMF):
-            return _NuclearProblem(
+            return NuclearProblem(
                 surrogate.lam,
                 surrogate.max_rank,
                 surrogate.oversampling,
@@ -232,7 +136,7 @@ class _FactorizationAttack(Attack):
                 seed,
             ), surrogate.center
         if isinstance(surrogate, ALSMF):
-            return _ALSProblem(
+            return ALSProblem(
                 surrogate.rank, surrogate.lambda_u, surrogate.lambda_v, n_items, seed, device
             ), surrogate.center
         if surrogate is not None:
@@ -242,7 +146,7 @@ class _FactorizationAttack(Attack):
                 self.name,
                 type(surrogate).__name__,
             )
-        return _ALSProblem(self.rank, self.lambda_u, self.lambda_v, n_items, seed, device), "scale"
+        return ALSProblem(self.rank, self.lambda_u, self.lambda_v, n_items, seed, device), "scale"
 
     # -- entry point ---------------------------------------------------------------------------
     def generate(
@@ -354,7 +258,7 @@ class _Run:
         train: Interactions,
         targets: np.ndarray,
         n_fake: int,
-        problem: _ALSProblem | _NuclearProblem,
+        problem: ALSProblem | NuclearProblem,
         center: Center,
         rng: np.random.Generator,
     ) -> None:
@@ -383,6 +287,7 @@ class _Run:
         self.step = attack.step_size  # PGA: the current step size of the line search
         self.steps: list[float] = []  # PGA: the step size accepted at each iteration (0: none)
         self.converged = False  # PGA: no ascent step found (a local maximum)
+        self.polished = False  # PGA: the victim was just fitted ``fit_iterations`` more sweeps
         self._layout(rng)
         self.clean = problem.solve(self.normal, attack.fit_iterations)
 
@@ -511,12 +416,16 @@ class PGAAttack(_FactorizationAttack):
     """Projected gradient ascent on the fake ratings (Li et al. 2016, Algorithm 1, §4.1-4.2).
 
     Each fake user rates ``n_fillers`` (B) items drawn uniformly at random, with ratings drawn
-    uniformly in the scale (Alg. 1 line 2); the ratings then follow Eq. (10) for ``n_iter`` steps
-    with ``s_t = step_size · Λ / ‖∇R‖_max`` (Eq. 10 leaves ``s_t`` open; this scale-free choice
-    moves the most useful rating by ``step_size · Λ`` per step), the victim retrained after each
-    step (``fit_iterations`` sweeps from scratch, then ``inner_iterations`` warm-started). The
-    availability gradient is very uneven across entries: on ml-latest-small the default 0.2 had
-    not converged after 30 steps and ``step_size=5`` did better in 10 (the ``li2016`` preset).
+    uniformly in the scale (Alg. 1 line 2); the ratings then follow Eq. (10) for at most
+    ``n_iter`` steps with ``s_t = step · Λ / ‖∇R‖_max`` (Eq. 10 leaves ``s_t`` open), ``step``
+    starting at ``step_size`` and set by a backtracking line search on the retrained utility
+    (halved until the utility rises, doubled after each accepted step; see ``_step``), the
+    victim retrained after each step (``fit_iterations`` sweeps from scratch, then
+    ``inner_iterations`` warm-started). ``info``: ``step_history`` (the accepted step sizes,
+    0 where none was) and ``converged`` (no ascent at any step size from a well-fitted victim).
+    A fixed rule stalled: the availability gradient is so uneven across entries that with
+    ``s_t = 0.2 Λ / ‖∇R‖_max`` most ratings barely moved and on ml-latest-small PGA shifted
+    unrated predictions less than a random attack.
 
     ``goal``: ``"availability"`` (Eq. 7, ``targets`` may be empty and are not rated),
     ``"integrity"`` (Eq. 8 over the targets with weights ``weights``, default ``w(j) = 2`` as in
@@ -546,7 +455,10 @@ class PGAAttack(_FactorizationAttack):
         across entries: with a fixed rule most entries barely move). The current point and
         every proposal are refitted with the same ``inner_iterations`` sweeps from the same
         warm start, so what is compared is the step, not further convergence of the victim's
-        fit. No ascent at any step size means a local maximum: ``run.converged``."""
+        fit. When no step size gives ascent the victim is fitted ``fit_iterations`` more sweeps
+        (the implicit gradient assumes a stationary fit; on ml-latest-small 50 sweeps are not
+        enough for the first step) and the next iteration tries again; no ascent right after
+        that is a local maximum: ``run.converged`` (``step_history`` records 0 for both)."""
         start = run.problem.state
         users, items = run.solve(values, self.inner_iterations)
         reference = run.utility(users, items)[0]
@@ -557,13 +469,20 @@ class PGAAttack(_FactorizationAttack):
             proposed = run.solve(proposal, self.inner_iterations)
             utility = run.utility(*proposed)[0]
             if utility > reference:
+                run.polished = False
                 run.steps.append(run.step)
                 run.step *= 2.0
                 return proposal, proposed, utility
             run.step /= 2.0
         run.steps.append(0.0)
-        run.converged = True
-        return values, (users, items), reference
+        run.problem.state = start
+        if run.polished:  # no ascent from a well-fitted victim: a local maximum
+            run.converged = True
+            return values, (users, items), reference
+        # The implicit gradient assumes a stationary fit; fit further, then try again.
+        run.polished = True
+        users, items = run.solve(values, self.fit_iterations)
+        return values, (users, items), run.utility(users, items)[0]
 
 
 class SGLDAttack(_FactorizationAttack):
@@ -738,5 +657,5 @@ class MFAttack(PGAAttack):
 
     def _problem(
         self, surrogate: Recommender | None, n_items: int, seed: int
-    ) -> tuple[_ALSProblem | _NuclearProblem, Center]:
+    ) -> tuple[ALSProblem | NuclearProblem, Center]:
         return super()._problem(None, n_items, seed)
