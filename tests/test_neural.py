@@ -14,7 +14,12 @@ from recpoison.metrics import leave_one_out_hr_ndcg
 from recpoison.victims import make_victim
 from recpoison.victims.base import Recommender
 from recpoison.victims.neural import GMF, MLP, NeuMF, replica_seeds
-from recpoison.victims.neural_modules import NegativeSampler, StackedNCF
+from recpoison.victims.neural_modules import (
+    NegativeSampler,
+    ReplicaData,
+    StackedNCF,
+    fixed_negative_rows,
+)
 
 MODELS = [GMF, MLP, NeuMF]
 FAST = {"epochs": 2, "batch_size": 512, "lr": 1e-2, "device": "cpu"}
@@ -164,7 +169,7 @@ def test_training_gradients_equal_autograd_through_the_tables():
         for buffered in (False, True):
             module.zero_grad(set_to_none=True)
             if buffered:
-                logits, add_table_gradients = module.training_logits(fu, fi)
+                logits, table_gradients = module.training_logits(fu, fi)
             else:
                 logits = module.pair_logits(fu, fi)
             loss = logits.square().sum()
@@ -172,7 +177,7 @@ def test_training_gradients_equal_autograd_through_the_tables():
                 loss = loss + module.full_logits(users[:3]).sum()
             loss.backward()
             if buffered:
-                add_table_gradients()
+                table_gradients.add_dense()
             expected.append([p.grad.clone() for p in module.parameters()])
         for plain, buffered in zip(*expected, strict=True):
             assert torch.allclose(plain, buffered, atol=1e-6)
@@ -357,3 +362,30 @@ def test_explicit_data_is_refused():
 def test_cuda_without_gpu_raises_device_error(small):
     with pytest.raises(DeviceError):
         NeuMF(**{**FAST, "device": "cuda"}).fit(small)
+
+
+def test_fixed_negatives_replace_the_sampled_ones_every_epoch():
+    """A user with fixed negatives trains on exactly those, in every epoch; a user given an
+    empty array trains on its positives alone (the authors' poison model, Huang et al.)."""
+    data = planted(30, 20, ratings_per_user=4, rating_scale=None, random_state=0)
+    fixed_user, bare_user = 3, 5
+    n_pos = data.matrix[fixed_user].nnz
+    rated = data.matrix[fixed_user].indices
+    negatives = np.setdiff1d(np.arange(20), rated)[: n_pos * 4]
+    model = GMF(epochs=1, batch_size=64, random_state=0, device="cpu")
+    fixed = {fixed_user: negatives, bare_user: np.zeros(0, dtype=np.int64)}
+    model.fit(data, fixed_negatives=fixed)
+    replica = ReplicaData(
+        *(torch.as_tensor(a) for a in data.triples()[:2]),
+        NegativeSampler(data.matrix, None, torch.device("cpu")),
+        fixed_negative_rows(data.matrix, fixed, 4, torch.device("cpu")),
+    )
+    length = replica.n_instances(4)
+    assert length == data.n_ratings * 5 - data.matrix[bare_user].nnz * 4
+    for _ in range(2):  # two epochs: the same fixed negatives
+        users, items, labels = model._epoch_instances([replica], length)
+        own = (users[0] == fixed_user) & (labels[0] == 0)
+        assert sorted(items[0][own].tolist()) == sorted(negatives.tolist())
+        assert not torch.any((users[0] == bare_user) & (labels[0] == 0))
+    with pytest.raises(ConfigError, match="fixed negatives are needed"):
+        GMF(epochs=1, random_state=0, device="cpu").fit(data, fixed_negatives={3: negatives[:3]})

@@ -3,7 +3,7 @@
 import pytest
 
 from recpoison.attacks import ATTACKS, Attack, attack_class
-from recpoison.attacks.base import REQUIREMENTS
+from recpoison.attacks.base import REQUIREMENTS, EdgeAttack
 from recpoison.detectors import DETECTORS, detector_class
 from recpoison.errors import ConfigError
 from recpoison.victims import VICTIMS, Recommender, make_victim, victim_class
@@ -20,12 +20,20 @@ def test_victims_resolve_and_declare_known_capabilities(name):
     assert type(model.clone()) is cls
 
 
+#: Constructor arguments of attacks that have no default for them.
+REQUIRED_PARAMS = {"from-file": {"path": "profiles.csv"}}
+
+
 @pytest.mark.parametrize("name", sorted(ATTACKS))
 def test_attacks_resolve_and_declare_known_requirements(name):
     cls = attack_class(name)
-    assert issubclass(cls, Attack)
     assert cls.requires <= REQUIREMENTS
-    assert "n_fillers" in cls().get_params()
+    params = REQUIRED_PARAMS.get(name, {})
+    if issubclass(cls, EdgeAttack):  # untargeted edge flips: a budget, no fake profiles
+        assert cls.goal == "untargeted" and "n_fillers" not in cls(**params).get_params()
+    else:
+        assert issubclass(cls, Attack)
+        assert "n_fillers" in cls(**params).get_params()
 
 
 @pytest.mark.parametrize("name", sorted(DETECTORS))

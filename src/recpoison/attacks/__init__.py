@@ -1,10 +1,11 @@
-"""Attacks: data poisoning by fake users. ``ATTACKS`` is the one registry of their names."""
+"""Attacks: data poisoning by fake users (``Attack``) or by edge flips (``EdgeAttack``).
+``ATTACKS`` is the one registry of their names."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from recpoison.attacks.base import Attack
+from recpoison.attacks.base import Attack, EdgeAttack
 from recpoison.registry import resolve
 
 ATTACKS: dict[str, str] = {
@@ -19,17 +20,19 @@ ATTACKS: dict[str, str] = {
     "s-tna-rand": "recpoison.attacks.s_attack:STNARandAttack",
     "s-tna-inf": "recpoison.attacks.s_attack:SAttack",
     "weighting": "recpoison.attacks.s_attack:WeightingAttack",
+    "from-file": "recpoison.attacks.file_profiles:FileProfilesAttack",
+    "random-edges": "recpoison.attacks.random_edges:RandomEdgesAttack",
 }
 
 
-def attack_class(name: str) -> type[Attack]:
+def attack_class(name: str) -> type[Attack | EdgeAttack]:
     """The attack class registered as ``name``."""
     return resolve("attack", ATTACKS, name)
 
 
-def make_attack(name: str, **params: Any) -> Attack:
+def make_attack(name: str, **params: Any) -> Attack | EdgeAttack:
     """Instantiate the attack ``name`` with ``params`` (constructor keyword arguments)."""
     return attack_class(name)(**params)
 
 
-__all__ = ["ATTACKS", "Attack", "attack_class", "make_attack"]
+__all__ = ["ATTACKS", "Attack", "EdgeAttack", "attack_class", "make_attack"]

@@ -21,11 +21,25 @@ Choices the paper leaves open, and what is done here:
   attacker assumes -- the victim's own under white-box, another one for transfer, V-D) cloned
   with one replica and fitted on the attacker's view of the data (whatever the runner passed as
   ``train``: full or partial knowledge, V-C). Nothing else is read.
-* Algorithm 1 and the authors' code retrain the poison model from scratch for every fake user.
-  Here one *base* model is trained once and then continues training (``step_epochs`` epochs of
-  ℒ, warm-started, ``partial_fit``) as fake users are inserted; every step's poison training
-  runs on a copy of it, so the model keeps the validity IV-C asks for and the poison never
-  accumulates across steps.
+* ``schedule="authors"`` (the default) is the authors' procedure (public code of Huang et
+  al., ``attacks/main.py``), which Algorithm 1 describes: for every step a *fresh* poison model
+  is pre-trained from scratch, for the surrogate's epochs, on the attacker's data plus the fake
+  users made so far plus the new fake user(s) rating only the target. Each finished fake user
+  trains with its positives plus ``n_negatives`` negatives per positive drawn once (uniformly,
+  with replacement, from the items it did not rate) and kept for the rest of the attack; the
+  fake user being generated has its target positive only. Poison training then alternates, per
+  round, one optimizer step per normal user on ``λη l_u``, one on ``λ||ŷ_v||²`` and one epoch of
+  ℒ (:meth:`PoisonModelAttack._authors_step`). Differences from their code, on purpose: the
+  pre-training keeps its final epoch (they keep the epoch with the best *test* HR), everything
+  is seeded (they seed only numpy's negative sampling), HR_t divides by the eligible normal
+  users (they divide by all users), and the normal users' negatives are re-drawn every epoch as
+  every recpoison NCF victim does (they draw them once for the whole attack).
+* ``schedule="fast"``: one *base* model is trained once and then continues training
+  (``step_epochs`` epochs of ℒ, warm-started, ``partial_fit``) as fake users are inserted;
+  every step's poison training runs on a copy of it for ``poison_epochs`` epochs per round
+  with the attack term spread over the mini-batches
+  (:class:`~recpoison.attacks.poison_loss.PoisonObjective`). It costs one pre-training in all
+  instead of one per step; the README measures how its fake users differ.
 * No model selection by held-out performance: the authors pick the pre-training epoch by test
   HR, which recpoison never does (DESIGN.md); the round is chosen by the attacker's objective.
 * Default parameters (the "Parameter Setting" paragraph of V-A lost its numbers in extraction):
@@ -50,6 +64,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import numpy as np
@@ -57,6 +72,7 @@ import scipy.sparse as sp
 import torch
 
 from recpoison.attacks.base import Attack
+from recpoison.attacks.poison_authors import StackedTargets, fixed_negatives
 from recpoison.attacks.poison_loss import PoisonObjective
 from recpoison.attacks.ratings import (
     RatingSampler,
@@ -73,8 +89,16 @@ from recpoison.victims.base import Recommender
 
 logger = logging.getLogger(__name__)
 
+#: How the poison model is trained per step (see the module docstring).
+SCHEDULES = ("authors", "fast")
+
+#: Per-round values recorded in a step's trace.
+_TRACE_KEYS = ("hr", "G", "target_loss", "fake_norm")
+
 #: Methods and attributes the poison model needs beyond the `Recommender` contract.
 _SURROGATE_HOOKS = (
+    "seeds",
+    "optimizer_step",
     "partial_fit",
     "scores_with_grad",
     "forward_scores",
@@ -143,6 +167,7 @@ class PoisonModelAttack(Attack):
         fake_per_step: int = 1,
         users_per_step: int = 64,
         refit_after: bool = True,
+        schedule: str = "authors",
     ) -> None:
         super().__init__(n_fillers=n_fillers)
         self.rate_target = rate_target
@@ -158,6 +183,7 @@ class PoisonModelAttack(Attack):
         self.fake_per_step = fake_per_step
         self.users_per_step = users_per_step
         self.refit_after = refit_after
+        self.schedule = schedule
 
     # -- checks ---------------------------------------------------------------------------------
     def _check_params(self, surrogate: Recommender) -> None:
@@ -188,6 +214,10 @@ class PoisonModelAttack(Attack):
                 isinstance(self.users_per_step, int) and self.users_per_step >= 1,
                 "users_per_step must be an integer >= 1",
             ),
+            (
+                self.schedule in SCHEDULES,
+                f"schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}",
+            ),
         ]
         for ok, message in checks:
             if not ok:
@@ -217,16 +247,177 @@ class PoisonModelAttack(Attack):
         random_state: RandomState = None,
     ) -> FakeProfiles:
         """``n_fake`` profiles promoting ``targets``, built step by step with the poison model."""
-        start = time.perf_counter()
-        targets = self.check_inputs(train, targets, n_fake, surrogate)
+        return self.generate_many(
+            train, [targets], n_fake, surrogate=surrogate, random_states=[random_state]
+        )[0]
+
+    def generate_many(
+        self,
+        train: Interactions,
+        target_sets: Sequence[np.ndarray],
+        n_fake: int,
+        *,
+        surrogate: Recommender | None = None,
+        random_states: Sequence[RandomState],
+    ) -> list[FakeProfiles]:
+        """One set of ``n_fake`` profiles per target set, each as :meth:`generate` would make it
+        with the matching random state. The authors' schedule trains the poison models of all
+        target sets together, as stacked replicas (:mod:`recpoison.attacks.poison_authors`)."""
+        checked = [self.check_inputs(train, t, n_fake, surrogate) for t in target_sets]
         self._check_params(surrogate)
+        if len(checked) != len(random_states) or len({len(t) for t in checked}) != 1:
+            raise ConfigError(
+                f"{self.name}: give one random state per target set, and target sets of one size"
+            )
+        if self.schedule == "fast":
+            return [
+                self._generate_fast(train, t, n_fake, surrogate, rs)
+                for t, rs in zip(checked, random_states, strict=True)
+            ]
+        return self._generate_authors(train, np.stack(checked), n_fake, surrogate, random_states)
+
+    def _generate_authors(
+        self,
+        train: Interactions,
+        targets: np.ndarray,
+        n_fake: int,
+        surrogate: Recommender,
+        random_states: Sequence[RandomState],
+    ) -> list[FakeProfiles]:
+        """The authors' schedule for the ``[R, T]`` target sets ``targets`` at once."""
+        start = time.perf_counter()
+        n_sets = len(targets)
+        rngs = [check_random_state(rs) for rs in random_states]
+        n_rated = n_rated_items(
+            self.name, train, self.n_fillers, targets.shape[1], self.rate_target
+        )
+        view = self._training_view(train, surrogate)
+        fit_seeds = [derive_seed(rng) for rng in rngs]
+        base = self._surrogate(surrogate, fit_seeds).fit(view)
+        device = base.device_
+        no_fakes = np.zeros(0, dtype=np.int64)
+        hr_before = self._stacked(view, targets, no_fakes, device).values(base)["hr"]
+        pretrain_seconds = time.perf_counter() - start
+
+        sampler = RatingSampler.fit(train, per_item=True)
+        selections = [SelectionProbability(train.n_items, t, self.delta) for t in targets]
+        fillers = [np.empty((0, n_rated), dtype=np.int64) for _ in range(n_sets)]
+        ratings = [np.empty((0, n_rated), dtype=np.float32) for _ in range(n_sets)]
+        negatives: list[list[np.ndarray]] = [[] for _ in range(n_sets)]
+        traces: list[list[dict[str, Any]]] = [[] for _ in range(n_sets)]
+        for size in _step_sizes(n_fake, self.fake_per_step):
+            datasets, fixed = [], []
+            for r in range(n_sets):
+                partial = assemble_profiles(
+                    train, targets[r], fillers[r], ratings[r], rate_target=self.rate_target
+                )
+                pending = self._pending_rows(train, targets[r], size)
+                datasets.append(
+                    _poison_view(view, sp.vstack([partial.matrix, pending], format="csr"))
+                )
+                fixed_r = {view.n_users + j: neg for j, neg in enumerate(negatives[r])}
+                new_users = range(datasets[r].n_users - size, datasets[r].n_users)
+                fixed_r.update({u: no_fakes for u in new_users})
+                fixed.append(fixed_r)
+            fake_users = np.arange(datasets[0].n_users - size, datasets[0].n_users)
+            model = self._surrogate(surrogate, [derive_seed(rng) for rng in rngs])
+            model.fit(datasets, fixed_negatives=fixed)
+            objective = self._stacked(view, targets, fake_users, device)
+            values = [objective.values(model)]
+            best_round = np.zeros(n_sets, dtype=int)
+            best_probs = torch.sigmoid(model.score_replicas(fake_users)).cpu().numpy()
+            for round_ in range(1, self.rounds + 1):
+                objective.poison_round(model, rngs)
+                model.partial_fit(datasets, 1, fixed_negatives=fixed)
+                values.append(objective.values(model))
+                best_hr = np.array([values[b]["hr"][r] for r, b in enumerate(best_round)])
+                improved = values[-1]["hr"] > best_hr
+                if improved.any():
+                    probs = torch.sigmoid(model.score_replicas(fake_users)).cpu().numpy()
+                    best_probs[improved] = probs[improved]
+                    best_round[improved] = round_
+            for r in range(n_sets):
+                chosen = np.stack(
+                    [selections[r].choose(best_probs[r, j], n_rated) for j in range(size)]
+                )
+                fillers[r] = np.concatenate([fillers[r], chosen])
+                ratings[r] = np.concatenate([ratings[r], sampler.sample(chosen, rngs[r])])
+                own = targets[r] if self.rate_target else no_fakes
+                negatives[r] += [
+                    fixed_negatives(train.n_items, np.union1d(row, own), base.n_negatives, rngs[r])
+                    for row in chosen
+                ]
+                trace = {key: [float(v[key][r]) for v in values] for key in _TRACE_KEYS}
+                trace["chosen_round"] = int(best_round[r])
+                traces[r].append(trace)
+            logger.info(
+                "%s: %d/%d fake users for %d target set(s), rounds kept %s",
+                self.name,
+                len(fillers[0]),
+                n_fake,
+                n_sets,
+                best_round.tolist(),
+            )
+
+        profiles = [
+            assemble_profiles(train, t, f, r, rate_target=self.rate_target)
+            for t, f, r in zip(targets, fillers, ratings, strict=True)
+        ]
+        steps_done = time.perf_counter()
+        after: list[float | None] = [None] * n_sets
+        if self.refit_after:
+            poisoned = [_poison_view(view, p.matrix) for p in profiles]
+            refit = self._surrogate(surrogate, fit_seeds).fit(poisoned)
+            fakes = np.arange(view.n_users, view.n_users + n_fake)
+            after = self._stacked(view, targets, fakes, device).values(refit)["hr"].tolist()
+        end = time.perf_counter()
+        result = []
+        for r in range(n_sets):
+            info: dict[str, Any] = {
+                "attack": self.name,
+                "schedule": self.schedule,
+                "trace": traces[r],
+                "chosen_rounds": [step["chosen_round"] for step in traces[r]],
+                "selection_resets": selections[r].resets,
+                "surrogate_hr": {"k": self.top_k, "before": float(hr_before[r]), "after": after[r]},
+                "stacked_target_sets": n_sets,
+                "seconds": (end - start) / n_sets,
+                "seconds_pretrain": pretrain_seconds / n_sets,
+                "seconds_refit": (end - steps_done) / n_sets,
+                "seconds_per_fake_user": (steps_done - start - pretrain_seconds) / n_fake / n_sets,
+            }
+            result.append(FakeProfiles(profiles[r].matrix, targets[r], info))
+        return result
+
+    def _stacked(
+        self, view: Interactions, targets: np.ndarray, fake_users: np.ndarray, device: torch.device
+    ) -> StackedTargets:
+        return StackedTargets(
+            view, targets, fake_users, self.top_k, self.kappa, self.eta, self.lam, device
+        )
+
+    def _training_view(self, train: Interactions, surrogate: Recommender) -> Interactions:
+        """The data the poison model trains on: binarized for an implicit-only surrogate."""
+        if not train.is_implicit and "explicit" not in surrogate.capabilities:
+            return binarize(train)
+        return train
+
+    def _generate_fast(
+        self,
+        train: Interactions,
+        targets: np.ndarray,
+        n_fake: int,
+        surrogate: Recommender,
+        random_state: RandomState,
+    ) -> FakeProfiles:
+        """``schedule="fast"``: one warm-started base model, poison training spread over
+        mini-batches (see the module docstring)."""
+        start = time.perf_counter()
         n_rated = n_rated_items(self.name, train, self.n_fillers, len(targets), self.rate_target)
         rng = check_random_state(random_state)
-        view = train
-        if not train.is_implicit and "explicit" not in surrogate.capabilities:
-            view = binarize(train)
+        view = self._training_view(train, surrogate)
         fit_seed = derive_seed(rng)
-        base = self._surrogate(surrogate, fit_seed).fit(view)
+        base = self._surrogate(surrogate, [fit_seed]).fit(view)
         hr_before = self._hit_ratio(base, view, targets)
         pretrain_seconds = time.perf_counter() - start
         logger.info(
@@ -262,6 +453,7 @@ class PoisonModelAttack(Attack):
 
         info: dict[str, Any] = {
             "attack": self.name,
+            "schedule": self.schedule,
             "trace": trace,
             "chosen_rounds": [s["chosen_round"] for s in trace],
             "selection_resets": selection.resets,
@@ -272,7 +464,7 @@ class PoisonModelAttack(Attack):
         if self.refit_after:
             poisoned = _poison_view(view, profiles.matrix)
             after = self._hit_ratio(
-                self._surrogate(surrogate, fit_seed).fit(poisoned), poisoned, targets
+                self._surrogate(surrogate, [fit_seed]).fit(poisoned), poisoned, targets
             )
         info["surrogate_hr"] = {"k": self.top_k, "before": hr_before, "after": after}
         end = time.perf_counter()
@@ -314,18 +506,14 @@ class PoisonModelAttack(Attack):
             values.append(objective.value(poison))
             if values[-1]["hr"] > values[best_round]["hr"]:
                 best, best_round = poison.copy_fitted(), round_
-        step_trace = {
-            key: [v[key] for v in values] for key in ("hr", "G", "target_loss", "fake_norm")
-        }
+        step_trace = {key: [v[key] for v in values] for key in _TRACE_KEYS}
         step_trace["chosen_round"] = best_round
         return best, step_trace
 
     # -- helpers --------------------------------------------------------------------------------
-    def _surrogate(self, surrogate: Recommender, seed: int) -> Recommender:
-        """An unfitted one-replica copy of the surrogate with seed ``seed``."""
-        params: dict[str, Any] = {"n_replicas": 1, "random_state": seed}
-        if "seeds" in surrogate.get_params():
-            params["seeds"] = None
+    def _surrogate(self, surrogate: Recommender, seeds: list[int]) -> Recommender:
+        """An unfitted copy of the surrogate with one replica per seed of ``seeds``."""
+        params: dict[str, Any] = {"n_replicas": len(seeds), "random_state": None, "seeds": seeds}
         if self.pretrain_epochs is not None:
             params["epochs"] = self.pretrain_epochs
         return surrogate.clone(**params)

@@ -89,6 +89,7 @@ def attack(
     Fake users get new ids, listed in <out>.fake_users.txt (and csv's is_fake column).
     """
     from recpoison.attacks import attack_class
+    from recpoison.attacks.base import EdgeAttack
     from recpoison.attacks.ratings import filler_popularity
     from recpoison.cli.train_cmd import parse_params
     from recpoison.data.export import EXPORT_FORMATS, fake_users_path, write_poisoned
@@ -103,6 +104,11 @@ def attack(
     if not size > 0:
         raise ConfigError(f"--size must be a positive fraction of the real users, got {size}")
     cls = attack_class(attack_name)
+    if issubclass(cls, EdgeAttack):
+        raise ConfigError(
+            f"{attack_name} flips edges instead of adding fake users; run it from a spec "
+            "(e.g. `recpoison run aravind-thesis`)"
+        )
     params = attack_params(cls, {"n_fillers": fillers, **parse_params(param or [])})
     resolve_device(device)
     data = load_dataset(

@@ -29,6 +29,9 @@ from recpoison.data.textfiles import (
     parse_fast,
     read_text,
 )
+from recpoison.data.thesis_datasets import DESCRIPTIONS as THESIS_FORMATS
+from recpoison.data.thesis_datasets import READERS as THESIS_READERS
+from recpoison.data.thesis_datasets import format_of as thesis_format_of
 from recpoison.data.transforms import binarize
 from recpoison.errors import ConfigError, DataError
 
@@ -51,6 +54,7 @@ FORMATS: dict[str, str] = {
     "csv": "delimited text with a header row (comma, tab or semicolon); columns recognized by "
     "name (user/userId, item/movieId, rating, timestamp) or given with --columns",
     "parquet": "Parquet table, columns as for csv (needs pyarrow: pip install recpoison[parquet])",
+    **THESIS_FORMATS,
 }
 
 ROLES = ("user", "item", "rating", "timestamp")
@@ -153,9 +157,11 @@ def load_dataset(
         return data.replace(name=name) if name else data
 
     path, fmt = _resolve(source, format)
-    if columns and fmt in _FIXED:
+    if columns and fmt not in ("csv", "parquet"):
         raise ConfigError(f"columns only apply to the csv and parquet formats, not {fmt!r}")
-    if fmt == "parquet":
+    if fmt in THESIS_READERS:
+        data = _load_thesis(path, fmt, rating_scale, implicit, name or fmt)
+    elif fmt == "parquet":
         data = _load_parquet(path, columns, rating_scale, implicit, name or path.stem)
     elif fmt == "csv":
         data = _load_csv(path, columns, rating_scale, implicit, name or path.stem)
@@ -171,6 +177,9 @@ def infer_format(path: str | Path) -> str:
     for fmt, spec in _FIXED.items():
         if path.name.lower() == spec.filename.lower():
             return fmt
+    thesis = thesis_format_of(path)
+    if thesis is not None:
+        return thesis
     suffix = path.suffix.lower()
     if suffix in (".csv", ".tsv"):
         return "csv"
@@ -211,6 +220,8 @@ def _resolve(source: str, fmt: str | None) -> tuple[Path, str]:
         hint = f" (did you mean {close[0]!r}?)" if close else ""
         raise ConfigError(f"unknown format {fmt!r}{hint}; supported: {', '.join(FORMATS)}")
     path = Path(source).expanduser()
+    if path.is_dir() and fmt in (None, "netflix") and thesis_format_of(path) == "netflix":
+        return path, "netflix"
     if path.is_dir():
         wanted = [fmt] if fmt in _FIXED else [] if fmt else list(_FIXED)
         for candidate in wanted:
@@ -296,6 +307,23 @@ def _load_fixed(
         scale=scale or spec.rating_scale,
         implicit=implicit or spec.rating_scale is None,
         numeric_ids=True,
+        name=name,
+    )
+
+
+def _load_thesis(
+    path: Path, fmt: str, scale: RatingScale, implicit: bool, name: str
+) -> Interactions:
+    """Steam, Netflix prize or Anime files (:mod:`recpoison.data.thesis_datasets`)."""
+    parsed = THESIS_READERS[fmt](path, implicit)
+    if not len(parsed.columns["user"]):
+        raise DataError(f"{path}: no interactions; expected {FORMATS[fmt]}")
+    return _build(
+        parsed.columns,
+        where=parsed.where,
+        scale=scale or parsed.scale,
+        implicit=implicit or parsed.implicit,
+        numeric_ids=parsed.numeric_ids,
         name=name,
     )
 

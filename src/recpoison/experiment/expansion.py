@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from recpoison import __version__
+from recpoison.experiment.edge_spec import is_untargeted
 from recpoison.experiment.spec import NO_ATTACK, ComponentSpec, Spec, attack_class_or_none
 
 
@@ -93,6 +94,9 @@ def expand_cells(spec: Spec) -> list[Cell]:
         }
         if spec.victim_data != "as-is":  # only when set, so that existing cell keys stay valid
             base["victim_data"] = spec.victim_data
+        if is_untargeted(spec):  # edge attacks: every cell measures accuracy / AUROC
+            base.update(protocol="untargeted", negative_ratio=spec.negative_ratio)
+        remedy = {"remedy": spec.remedy.key()} if spec.remedy else {}
         for victim in spec.victims:
             names = {"dataset": dataset.display, "victim": victim.display}
             if spec.victim_quality:
@@ -144,6 +148,7 @@ def expand_cells(spec: Spec) -> list[Cell]:
                                         "knowledge": knowledge.model_dump(),
                                         "surrogate": surrogate,
                                         "detector": spec.detector.key() if spec.detector else None,
+                                        **remedy,
                                     },
                                     {
                                         **names,

@@ -5,7 +5,8 @@ bars: HR_t vs attack size (always), vs K (when K is swept), vs filler count (whe
 the detector's FNR by attack and size (with a detector), and for explicit victims the RMSE
 shift and the integrity shift vs attack size (Li et al. 2016, Figure 1). Fixed dimensions take
 the default values: K = 10 (else the smallest), the largest size, the first knowledge and
-filler setting.
+filler setting. Edge attacks (untargeted protocol) get accuracy vs the number of perturbations
+instead, one line per attack starting from the clean victim (thesis Figures 4.1-4.4).
 """
 
 from __future__ import annotations
@@ -29,6 +30,11 @@ def write_plots(report: pd.DataFrame, out_dir: str | Path) -> list[Path]:
         return written
     for (dataset, victim), frame in report.groupby(["dataset", "victim"], sort=False):
         stem = f"{_slug(dataset)}_{_slug(victim)}"
+        if "train_accuracy" in frame.columns and frame["train_accuracy"].notna().any():
+            path = out / f"accuracy_vs_perturbations_{stem}.png"
+            _accuracy_plot(frame, f"Accuracy — {dataset}, {victim}", path)
+            written.append(path)
+            continue
         sweeps = [
             ("size", "attack size (fraction of users)", "hr_vs_size", True),
             ("k", "K (recommendation list length)", "hr_vs_k", False),
@@ -112,6 +118,33 @@ def _line_plot(
                 capsize=3,
             )
         ax.set(title=f"{target_type} targets", xlabel=xlabel, ylabel=ylabel)
+        ax.grid(alpha=0.3)
+    axes[0].legend()
+    fig.suptitle(title)
+    fig.savefig(path, dpi=100)
+
+
+def _accuracy_plot(frame: pd.DataFrame, title: str, path: Path) -> None:
+    """Accuracy (%) on training and unseen edges vs perturbations N_p, one line per attack."""
+    frame = frame[frame["k"] == frame["k"].min()]
+    clean = frame[frame["attack"] == NO_ATTACK].head(1)
+    fig = Figure(figsize=(10, 4), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, 2)
+    for ax, prefix, where in zip(axes, ("train", "unseen"), ("training", "unseen"), strict=True):
+        y = f"{prefix}_accuracy"
+        for attack, rows in frame[frame["attack"] != NO_ATTACK].groupby("attack", sort=False):
+            rows = pd.concat([clean, rows]).sort_values("n_fake")
+            x = rows["n_fake"].where(rows["attack"] != NO_ATTACK, 0).astype(float)
+            ax.errorbar(
+                x,
+                rows[y] * 100,
+                yerr=rows[f"{y}_se"].fillna(0) * 100,
+                label=attack,
+                marker="o",
+                capsize=3,
+            )
+        ax.set(title=f"{where} edges", xlabel="perturbations N_p", ylabel="accuracy (%)")
         ax.grid(alpha=0.3)
     axes[0].legend()
     fig.suptitle(title)

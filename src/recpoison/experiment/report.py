@@ -17,6 +17,8 @@ clean and the poisoned victim, ``rmse_shift`` their difference, ``integrity_shif
 the targets' mean predicted rating over the normal users (all means over targets and retrains),
 ``ttest_p`` the mean over poisoned datasets of the fake-vs-normal t-test p-value (small:
 detectable). A target set of type ``none`` has no HR_t (``hr_mean`` is empty).
+
+Edge attacks (untargeted protocol) and remedies: see :mod:`recpoison.experiment.report_measures`.
 """
 
 from __future__ import annotations
@@ -29,6 +31,15 @@ import numpy as np
 import pandas as pd
 
 from recpoison.errors import ConfigError
+from recpoison.experiment.report_measures import (
+    REMEDY_COLUMNS,
+    UNTARGETED_COLUMNS,
+    add_drops,
+    measure_columns,
+    remedy_markdown,
+    untargeted_markdown,
+)
+from recpoison.experiment.report_measures import standard_error as _se
 from recpoison.experiment.spec import NO_ATTACK, Spec
 from recpoison.experiment.store import Store
 
@@ -58,6 +69,8 @@ METRICS = (
     "fnr",
     "hr_mean_detected",
     "hr_se_detected",
+    *REMEDY_COLUMNS,
+    *UNTARGETED_COLUMNS,
 )
 FORMATS = ("markdown", "csv", "json")
 
@@ -96,8 +109,9 @@ def build_report(store_path: str | Path, run: int | None = None) -> pd.DataFrame
             row["fpr"], row["fnr"] = per_target["fpr"].mean(), per_target["fnr"].mean()
             stats = _summary(group, "hr_detected")
             row["hr_mean_detected"], row["hr_se_detected"] = stats["hr_mean"], stats["hr_se"]
+        row.update(measure_columns(info))
         table.append(row)
-    frame = _expand_baseline(pd.DataFrame(table), spec)
+    frame = _expand_baseline(add_drops(pd.DataFrame(table)), spec)
     return _ordered(frame, spec)
 
 
@@ -182,12 +196,6 @@ def _explicit(info: dict[str, Any]) -> dict[str, float]:
         "integrity_shift": mean(info["integrity_shift"]),
         "ttest_p": mean(info["ttest_p"]),
     }
-
-
-def _se(values: np.ndarray) -> float:
-    values = np.asarray(values, dtype=float)
-    values = values[np.isfinite(values)]
-    return float(values.std(ddof=1) / np.sqrt(len(values))) if len(values) > 1 else np.nan
 
 
 def _filler_popularity(info: dict[str, Any]) -> dict[str, float]:
@@ -286,6 +294,8 @@ def to_markdown(
     parts = [f"## {title}", ""] if title else []
     if report.empty:
         return "\n".join([*parts, "(no finished cells yet)", ""])
+    if "train_accuracy" in report.columns:  # edge attacks: no targets, Tables 4.2-4.18
+        return "\n".join([*parts, *untargeted_markdown(report), *_quality_lines(quality)])
     column_dim = _column_dimension(report)
     parts += _tables(report, column_dim, "hr_mean", "hr_se", "HR_t@{k} (mean ± SE over targets)")
     parts += _attack_diagnostics(report, column_dim)
@@ -329,20 +339,27 @@ def to_markdown(
         for column, caption in explicit:
             if single[column].notna().any():
                 parts += _tables(shown, column_dim, column, None, caption)
-    if quality is not None and not quality.empty:
-        parts += [
-            "### Clean victim quality (leave-one-out, sampled negatives)",
-            "",
-            "| dataset | victim | HR@10 | NDCG@10 | retrains | negatives |",
-            "|---|---|---|---|---|---|",
-        ]
-        for row in quality.itertuples():
-            parts.append(
-                f"| {row.dataset} | {row.victim} | {_cell(row.hr, row.hr_se)} | "
-                f"{_cell(row.ndcg, row.ndcg_se)} | {row.n_retrains} | {row.negatives} |"
-            )
-        parts.append("")
-    return "\n".join(parts)
+    parts += remedy_markdown(report)
+    return "\n".join([*parts, *_quality_lines(quality)])
+
+
+def _quality_lines(quality: pd.DataFrame | None) -> list[str]:
+    """The clean victims' leave-one-out quality table (empty without quality rows)."""
+    if quality is None or quality.empty:
+        return []
+    parts = [
+        "### Clean victim quality (leave-one-out, sampled negatives)",
+        "",
+        "| dataset | victim | HR@10 | NDCG@10 | retrains | negatives |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in quality.itertuples():
+        parts.append(
+            f"| {row.dataset} | {row.victim} | {_cell(row.hr, row.hr_se)} | "
+            f"{_cell(row.ndcg, row.ndcg_se)} | {row.n_retrains} | {row.negatives} |"
+        )
+    parts.append("")
+    return parts
 
 
 #: Per-attack diagnostics rendered under the HR_t table when some attack reports them.

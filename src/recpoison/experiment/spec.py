@@ -40,10 +40,12 @@ logger = logging.getLogger(__name__)
 
 #: The attack name of the no-attack baseline row.
 NO_ATTACK = "none"
-#: The target type of a target set without target items (availability attacks only).
+#: The target type of a target set without target items (availability and edge attacks).
 NO_TARGETS = "none"
+#: The goal of edge attacks (Aravind's thesis §3.5): degrade the recommender for everyone.
+UNTARGETED = "untargeted"
 #: Dataset transforms a spec may name, in ``recpoison.data.transforms``.
-TRANSFORMS = ("binarize", "k_core", "subsample_ratings", "subsample_users")
+TRANSFORMS = ("binarize", "k_core", "min_rating", "subsample_ratings", "subsample_users")
 #: Victim parameters the runner sets itself (from ``retrains``, ``seed`` and ``device``).
 RUNNER_VICTIM_PARAMS = ("n_replicas", "random_state", "device", "seeds")
 
@@ -174,7 +176,11 @@ class Spec(_Strict):
     ``victim_data: binarized`` keeps the datasets explicit for the attacks and the detector (fake
     users get explicit ratings; profile features need them) and trains and measures the victims
     on the binarized data (Huang et al. 2021, section VI: NeuMF on implicit data, detection on
-    the explicit ratings).
+    the explicit ratings). ``remedy`` (with a detector) says what is done with flagged users and
+    adds its cost and the remedied victim's quality to each cell (default: retrain without
+    them, recording HR_t only). ``negative_ratio`` is, for edge attacks (the untargeted protocol
+    of Aravind's thesis, :mod:`recpoison.experiment.edge_spec`), the number of sampled negative
+    edges per training positive; ``sizes`` are then fractions of those negatives.
     """
 
     name: str
@@ -196,6 +202,8 @@ class Spec(_Strict):
     victim_quality: bool = True
     rmse_holdout: Annotated[float, Field(ge=0, lt=1)] = 0.1
     detector: ComponentSpec | None = None
+    remedy: ComponentSpec | None = None
+    negative_ratio: Annotated[float, Field(gt=0, le=10)] = 1.0
     victim_data: Literal["as-is", "binarized"] = "as-is"
     device: str = "auto"
     seed: int = 0
@@ -404,6 +412,8 @@ def check_components(spec: Spec) -> None:
         )
     if spec.detector is not None:
         _checked("detector", "detector", DETECTORS, spec.detector, ("random_state",))
+    if spec.remedy is not None:
+        _check_remedy(spec)
     attack_table = {NO_ATTACK: "", **ATTACKS}
     for i, attack in enumerate(spec.attacks):
         if attack.name == NO_ATTACK:
@@ -431,7 +441,7 @@ def check_components(spec: Spec) -> None:
                     f"attacks.{i}: {attack.name} needs a differentiable surrogate "
                     f"and {label} is not one; set `surrogate:` to a neural victim"
                 )
-        if goal_of(attack, attack_cls) != "availability":
+        if goal_of(attack, attack_cls) not in ("availability", UNTARGETED):
             for t, target in enumerate(spec.targets):
                 if target.type == NO_TARGETS:
                     raise ConfigError(
@@ -445,6 +455,9 @@ def check_components(spec: Spec) -> None:
                         f"attacks.{i}: {attack.name} needs explicit ratings but "
                         f"datasets.{d} is binarized"
                     )
+    from recpoison.experiment.edge_spec import check_edge_spec
+
+    check_edge_spec(spec)
     for j, cls in victims.items():
         caps = getattr(cls, "capabilities", None)
         if caps is not None and spec.victim_data == "binarized" and "implicit" not in caps:
@@ -466,7 +479,8 @@ def check_components(spec: Spec) -> None:
 
 
 def goal_of(attack: ComponentSpec, cls: type | None = None) -> str | None:
-    """The ``goal`` an attack runs with (its param, else its class default; None without one)."""
+    """The ``goal`` an attack runs with: its param, else its constructor's default, else its
+    class's ``goal`` (``untargeted`` for edge attacks); None without one."""
     if "goal" in attack.params:
         return attack.params["goal"]
     cls = cls if cls is not None else attack_class_or_none(attack.name)
@@ -474,8 +488,27 @@ def goal_of(attack: ComponentSpec, cls: type | None = None) -> str | None:
         return None
     parameter = inspect.signature(cls.__init__).parameters.get("goal")
     if parameter is None or parameter.default is inspect.Parameter.empty:
-        return None
+        return getattr(cls, "goal", None)
     return parameter.default
+
+
+def _check_remedy(spec: Spec) -> None:
+    from recpoison.experiment.measures.remedy import REMEDIES
+
+    if spec.detector is None:
+        raise ConfigError("remedy: a remedy acts on flagged users; add a `detector:`")
+    if spec.remedy.name not in REMEDIES:
+        try:
+            resolve("remedy", {name: "" for name in REMEDIES}, spec.remedy.name)
+        except ConfigError as error:
+            raise ConfigError(f"remedy.name: {error}") from None
+    valid = [p for p in inspect.signature(REMEDIES[spec.remedy.name].__init__).parameters]
+    for key in spec.remedy.params:
+        if key not in valid[1:]:
+            raise ConfigError(
+                f"remedy.params.{key}: {spec.remedy.name} has no parameter {key!r}; "
+                f"valid: {', '.join(valid[1:]) or 'none'}"
+            )
 
 
 def check_data_pairings(spec: Spec, datasets: Sequence[Interactions]) -> None:

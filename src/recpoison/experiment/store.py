@@ -11,8 +11,9 @@ Schema (version 1; ``PRAGMA application_id`` is ``0x52504F49``, "RPOI"):
 finished)``
     ``key`` is the SHA-256 of the cell's resolved config and the recpoison version; ``kind`` is
     ``attack`` or ``quality``; ``status`` is ``done`` or ``failed`` (with ``error``); ``info_json``
-    holds the attack's ``FakeProfiles.info`` per target and the detector's info; ``run_id`` is
-    the run that computed it.
+    holds the attack's ``FakeProfiles.info`` per target and the detector's info (and, where they
+    apply, the explicit utilities, the remedy's info and the untargeted metrics per retrain:
+    see :mod:`recpoison.experiment.measures`); ``run_id`` is the run that computed it.
 ``run_cells(run_id, cell_key, labels_json)``
     Which cells each run's spec expands to, with their report labels (dataset, victim, attack,
     size, target type, knowledge, fillers, surrogate, detector). A cell computed by an earlier run

@@ -16,7 +16,8 @@ Each replica's parameters are drawn from its own ``torch.Generator`` in a fixed 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
@@ -24,6 +25,7 @@ import torch
 from torch import nn
 
 from recpoison.errors import ConfigError
+from recpoison.victims.lazy_adam import lazy_adam_step, unique_row_gradients
 
 #: Standard deviation of the N(0, 0.01) embedding initialisation of NCF.
 EMBEDDING_STD = 0.01
@@ -104,9 +106,10 @@ class StackedNCF(nn.Module):
 
     # -- indexing -----------------------------------------------------------------------------
     def flat_users(self, users: torch.Tensor) -> torch.Tensor:
-        """Flat table rows ``replica * n_users + user`` of ``users`` ([n], shared by replicas)."""
+        """Flat table rows ``replica * n_users + user`` of ``users``: ``[n]`` shared by the
+        replicas, or ``[R, n]`` with replica ``r``'s own users in row ``r``."""
         offsets = torch.arange(self.n_replicas, device=users.device)[:, None] * self.n_users
-        return (offsets + users[None, :]).reshape(-1)
+        return (offsets + users.expand(self.n_replicas, -1)).reshape(-1)
 
     def flat_items(self, items: torch.Tensor) -> torch.Tensor:
         """Flat table rows ``replica * n_items + item`` of ``items`` ([n], shared)."""
@@ -122,28 +125,17 @@ class StackedNCF(nn.Module):
 
     def training_logits(
         self, flat_users: torch.Tensor, flat_items: torch.Tensor
-    ) -> tuple[torch.Tensor, Callable[[], None]]:
-        """``pair_logits`` for a training step, plus the function to call after ``backward``
-        that adds the embedding-table gradients.
-
-        Same result as autograd through ``index_select``, but the dense table gradients are
-        accumulated into buffers kept between steps: a fresh ``[R * n_items, d]`` gradient per
-        step is a large allocation that the CPU allocator returns to the OS each time, and the
-        page faults of re-allocating it cost about a fifth of a step at R = 30.
-        """
+    ) -> tuple[torch.Tensor, TableGradients]:
+        """``pair_logits`` for a training step, plus the :class:`TableGradients` to apply after
+        ``backward``: the embedding tables are gathered detached, so autograd stops at the
+        gathered rows and the step decides how their gradients reach the tables."""
         user_rows = self.user_table.detach().index_select(0, flat_users).requires_grad_()
         item_rows = self.item_table.detach().index_select(0, flat_items).requires_grad_()
-
-        def add_table_gradients() -> None:
-            for table, index, rows in (
-                (self.user_table, flat_users, user_rows),
-                (self.item_table, flat_items, item_rows),
-            ):
-                if table.grad is None:  # not already set by an extra loss through autograd
-                    table.grad = self._zeroed_buffer(table)
-                table.grad.index_add_(0, index, rows.grad)
-
-        return self.rows_logits(user_rows, item_rows), add_table_gradients
+        gradients = TableGradients(
+            self,
+            ((self.user_table, flat_users, user_rows), (self.item_table, flat_items, item_rows)),
+        )
+        return self.rows_logits(user_rows, item_rows), gradients
 
     def _zeroed_buffer(self, table: nn.Parameter) -> torch.Tensor:
         key = "user" if table is self.user_table else "item"
@@ -172,13 +164,14 @@ class StackedNCF(nn.Module):
         return (h * self.out_weight.transpose(1, 2)).sum(dim=2) + self.out_bias
 
     def full_logits(self, users: torch.Tensor) -> torch.Tensor:
-        """Logits ``[R, len(users), n_items]`` of ``users`` (shared across replicas) for every item.
+        """Logits ``[R, U, n_items]`` of ``users`` for every item: ``users`` ``[U]`` shared by the
+        replicas, or ``[R, U]`` with each replica's own users.
 
         The GMF tower and the prediction unit are linear in the item embedding, so the GMF part
         is one batched matmul; the first MLP layer is split into its user and item halves, which
         are computed once per user and once per item and broadcast-added.
         """
-        R, U, n_items = self.n_replicas, users.shape[0], self.n_items
+        R, U, n_items = self.n_replicas, users.shape[-1], self.n_items
         logits = self.out_bias[:, :, None].expand(R, U, n_items)
         if self.gmf_dim:
             pu = self._user_rows(users)[:, :, : self.gmf_dim]
@@ -190,7 +183,7 @@ class StackedNCF(nn.Module):
         return logits
 
     def _mlp_full(self, users: torch.Tensor) -> torch.Tensor:
-        R, U, n_items, d = self.n_replicas, users.shape[0], self.n_items, self.mlp_dim
+        R, U, n_items, d = self.n_replicas, users.shape[-1], self.n_items, self.mlp_dim
         mu = self._user_rows(users)[:, :, self.gmf_dim :]
         mi = self.item_table.view(R, n_items, -1)[:, :, self.gmf_dim :]
         w_out = self.out_weight[:, self.gmf_dim :, :]  # [R, last, 1]
@@ -206,7 +199,7 @@ class StackedNCF(nn.Module):
 
     def _user_rows(self, users: torch.Tensor) -> torch.Tensor:
         rows = self.user_table.index_select(0, self.flat_users(users))
-        return rows.view(self.n_replicas, users.shape[0], -1)
+        return rows.view(self.n_replicas, users.shape[-1], -1)
 
     def _embedding_rows(
         self, n: int, generator: torch.Generator, device: torch.device
@@ -261,6 +254,37 @@ def _swap_parameter(
             value = value.view(new.shape)
         grown[key] = value
     optimizer.state[new] = grown
+
+
+class TableGradients:
+    """The gradients of the embedding rows a training step gathered (see ``training_logits``).
+
+    ``add_dense`` gives each table the dense gradient autograd through ``index_select`` would:
+    accumulated into a buffer kept between steps (a fresh ``[R * n_items, d]`` gradient per step
+    is a large allocation that the CPU allocator returns to the OS each time, and the page
+    faults of re-allocating it cost about a fifth of a step at R = 30). ``apply_lazy`` instead
+    updates only the gathered rows with lazy Adam (:mod:`recpoison.victims.lazy_adam`).
+    """
+
+    def __init__(
+        self,
+        module: StackedNCF,
+        gathered: tuple[tuple[nn.Parameter, torch.Tensor, torch.Tensor], ...],
+    ) -> None:
+        self.module = module
+        self.gathered = gathered
+
+    def add_dense(self) -> None:
+        """Add the tables' dense gradients (to any an extra loss set through autograd)."""
+        for table, index, rows in self.gathered:
+            if table.grad is None:
+                table.grad = self.module._zeroed_buffer(table)
+            table.grad.index_add_(0, index, rows.grad)
+
+    def apply_lazy(self, optimizer: torch.optim.Adam) -> None:
+        """Lazy Adam step of the gathered rows of each table (their ``.grad`` stays None)."""
+        for table, index, rows in self.gathered:
+            lazy_adam_step(optimizer, table, *unique_row_gradients(index, rows.grad))
 
 
 class NegativeSampler:
@@ -318,3 +342,86 @@ class NegativeSampler:
         query = users[:, None] * self.n_items + j
         below = torch.searchsorted(self._shifted, query, right=True) - self._starts[users][:, None]
         return j + below
+
+
+#: Negatives fixed once for some users: ``{user: items}`` for every replica, or one per replica.
+FixedNegatives = Mapping[int, np.ndarray] | Sequence[Mapping[int, np.ndarray]]
+
+
+@dataclass(frozen=True)
+class FixedRows:
+    """Where fixed negatives go in an epoch's instances (see :func:`fixed_negative_rows`)."""
+
+    positions: torch.Tensor  # [m] rows of the [n_pos, n_neg] negative table
+    items: torch.Tensor  # [m, n_neg] their fixed negative items
+    dropped: torch.Tensor | None  # [n_pos * (1 + n_neg)] bool: instances left out, or None
+
+
+@dataclass(frozen=True)
+class ReplicaData:
+    """One replica's training positives, its negative sampler and its fixed negatives."""
+
+    users: torch.Tensor
+    items: torch.Tensor
+    sampler: NegativeSampler
+    fixed: FixedRows | None
+
+    def n_instances(self, n_negatives: int) -> int:
+        total = len(self.users) * (1 + n_negatives)
+        if self.fixed is not None and self.fixed.dropped is not None:
+            total -= int(self.fixed.dropped.sum())
+        return total
+
+
+def per_replica_negatives(
+    fixed: FixedNegatives | None, n_replicas: int
+) -> list[Mapping[int, np.ndarray] | None]:
+    """``fixed`` as one mapping (or None) per replica."""
+    if fixed is None or isinstance(fixed, Mapping):
+        return [fixed] * n_replicas
+    fixed = list(fixed)
+    if len(fixed) != n_replicas:
+        raise ConfigError(f"got {len(fixed)} fixed-negative mappings for {n_replicas} replicas")
+    return fixed
+
+
+def fixed_negative_rows(
+    matrix: sp.csr_matrix,
+    fixed: Mapping[int, np.ndarray] | None,
+    n_negatives: int,
+    device: torch.device,
+) -> FixedRows | None:
+    """Place fixed negatives in the instance layout of one epoch.
+
+    The positives of user ``u`` are rows ``indptr[u]:indptr[u+1]`` of the ``[n_pos, n_neg]``
+    table of sampled negatives (CSR order). ``fixed[u]`` holds ``n_pos_u * n_negatives`` items,
+    positive by positive, which replace the sampled ones in every epoch; an empty array means
+    the user gets no negative at all (its negative instances are dropped). This is how the
+    authors of Huang et al. train their poison model: a fake user's negatives are drawn once,
+    and the fake user being generated has only its target positive.
+    """
+    if not fixed:
+        return None
+    indptr = np.asarray(matrix.indptr)
+    n_pos = int(indptr[-1])
+    positions, items, dropped = [], [], np.zeros(n_pos * (1 + n_negatives), dtype=bool)
+    for user, negatives in fixed.items():
+        rows = np.arange(indptr[user], indptr[user + 1])
+        negatives = np.asarray(negatives, dtype=np.int64)
+        if len(negatives) == 0:
+            for slot in range(1, n_negatives + 1):
+                dropped[slot * n_pos + rows] = True
+            continue
+        if len(negatives) != len(rows) * n_negatives:
+            raise ConfigError(
+                f"user {user} has {len(rows)} positives, so {len(rows) * n_negatives} fixed "
+                f"negatives are needed; got {len(negatives)}"
+            )
+        positions.append(rows)
+        items.append(negatives.reshape(len(rows), n_negatives))
+    empty = np.zeros((0, n_negatives), dtype=np.int64)
+    return FixedRows(
+        positions=torch.as_tensor(np.concatenate([empty[:, 0], *positions]), device=device),
+        items=torch.as_tensor(np.concatenate([empty, *items]), device=device),
+        dropped=torch.as_tensor(dropped, device=device) if dropped.any() else None,
+    )

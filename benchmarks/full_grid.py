@@ -1,0 +1,176 @@
+"""What Table I of Huang et al. costs at the paper's settings, from measured per-cell costs.
+
+The grid (``huang2021-table1`` at the paper's settings, bundled data): NeuMF GMF 8 + MLP
+64-32-16-8, 20 epochs; sizes 0.5/1/3/5 % (3, 7, 20 and 34 fake users on 671 users); 10 random +
+10 unpopular targets; none / random / bandwagon / MF / poison-model (authors' schedule, one fake
+user per step, 5 rounds); R retrains per target. This script measures the pieces on a slice and
+extrapolates, printing each piece next to the plain alternative measured in the same run:
+
+* victim training, seconds per replica-epoch: 10 targets x R retrains stacked in one model vs a
+  plain one-model loop (``--victim-batch``; ``--optimizer lazy-adam`` for lazy Adam);
+* poison-model, seconds per fake user per target: the pre-training epochs and the poison rounds
+  of one step for 10 target sets stacked, vs one target alone (the authors' code: 247 s per fake
+  user on one idle core, 5.4-9.2 s per epoch);
+* the MF attack (heuristics cost nothing): one generation, per target and size.
+
+    .venv/bin/python benchmarks/full_grid.py --threads 1            # ~10 min on an idle CPU
+    .venv/bin/python benchmarks/full_grid.py --device cuda          # on a GPU
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+from recpoison.attacks.pga_sgld import MFAttack
+from recpoison.attacks.poison_authors import StackedTargets
+from recpoison.data.interactions import FakeProfiles, Interactions
+from recpoison.data.loaders import load_dataset
+from recpoison.data.transforms import binarize, default_unpopular_threshold, unpopular_items
+from recpoison.utils import resolve_device
+from recpoison.victims.neural import NeuMF
+
+SIZES = (0.005, 0.01, 0.03, 0.05)
+TARGETS_PER_TYPE = 10
+TARGET_TYPES = 2
+PROFILE_ATTACKS = 4  # random, bandwagon, MF, poison-model (plus one `none` cell per type)
+EPOCHS = 20
+ROUNDS = 5
+AUTHORS_SECONDS_PER_FAKE_USER = 247.0
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--retrains", type=int, default=10, help="R per target (paper: 30)")
+    parser.add_argument("--victim-batch", type=int, default=256)
+    parser.add_argument("--victim-lr", type=float, default=1e-3)
+    parser.add_argument("--optimizer", default="adam", choices=["adam", "lazy-adam"])
+    parser.add_argument("--mf-iterations", type=int, default=3, help="timed, of the default 30")
+    return parser.parse_args()
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def epoch_seconds(
+    data: Interactions,
+    n_replicas: int,
+    device: torch.device,
+    batch: int,
+    lr: float,
+    optimizer: str = "adam",
+) -> tuple[float, NeuMF]:
+    """Seconds of one training epoch of an ``n_replicas``-replica NeuMF (the model, fitted)."""
+    model = NeuMF(
+        epochs=1,
+        batch_size=batch,
+        lr=lr,
+        n_replicas=n_replicas,
+        random_state=0,
+        device=str(device),
+        optimizer=optimizer,
+    )
+    sync(device)
+    start = time.perf_counter()
+    model.fit(data)
+    sync(device)
+    return time.perf_counter() - start, model
+
+
+def round_seconds(
+    model: NeuMF, data: Interactions, targets: np.ndarray, device: torch.device
+) -> float:
+    """Seconds of the per-user steps and the norm step of one poison round (authors)."""
+    fake = data.n_users - 1
+    objective = StackedTargets(data, targets, np.array([fake]), 10, 1.0, 100.0, 0.01, device)
+    rngs = [np.random.default_rng(r) for r in range(len(targets))]
+    sync(device)
+    start = time.perf_counter()
+    objective.poison_round(model, rngs)
+    sync(device)
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    args = parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = resolve_device(args.device)
+    data = binarize(load_dataset("ml-latest-small"))
+    n_fake = [max(1, round(s * data.n_users)) for s in SIZES]
+    print(f"data: {data}; fake users per size {n_fake}; load average {os.getloadavg()[0]:.1f}")
+    print(f"device {device}, {torch.get_num_threads()} CPU threads, victim {args.optimizer}")
+
+    # -- victims ------------------------------------------------------------------------------
+    replicas = TARGETS_PER_TYPE * args.retrains
+    batch, lr, optimizer = args.victim_batch, args.victim_lr, args.optimizer
+    stacked, _ = epoch_seconds(data, replicas, device, batch, lr, optimizer)
+    plain, _ = epoch_seconds(data, 1, device, batch, lr)
+    per_replica = stacked / replicas
+    cells = TARGET_TYPES * (len(SIZES) * PROFILE_ATTACKS + 1)
+    replica_epochs = cells * TARGETS_PER_TYPE * args.retrains * EPOCHS
+    print(
+        f"\nvictim, batch {args.victim_batch}: {per_replica:.3f} s per replica-epoch with "
+        f"{replicas} stacked replicas, {plain:.3f} s one model alone "
+        f"with plain Adam ({plain / per_replica:.1f}x); the authors' code 5.4-9.2 s"
+    )
+    victim_hours = replica_epochs * per_replica / 3600
+    print(f"  {replica_epochs:,} replica-epochs in the grid: {victim_hours:.1f} h")
+
+    # -- poison-model -------------------------------------------------------------------------
+    threshold = default_unpopular_threshold(data)
+    rng = np.random.default_rng(0)
+    targets = rng.choice(unpopular_items(data, threshold), TARGETS_PER_TYPE, replace=False)
+    poisoned = data.with_fake_users(_one_fake_user(data))
+    costs = {}
+    for n_sets in (1, TARGETS_PER_TYPE):
+        epoch, model = epoch_seconds(poisoned, n_sets, device, 256, 1e-3)
+        rounds = round_seconds(model, poisoned, targets[:n_sets, None], device)
+        step = EPOCHS * epoch + ROUNDS * (rounds + epoch)
+        costs[n_sets] = step / n_sets
+        print(
+            f"\npoison-model, {n_sets} target set(s) stacked: epoch {epoch:.2f} s, poison round "
+            f"{rounds:.2f} s -> one step {step:.0f} s = {step / n_sets:.1f} s per fake user "
+            f"per target"
+        )
+    print(
+        f"  stacking saves {costs[1] / costs[TARGETS_PER_TYPE]:.1f}x; the authors' code "
+        f"{AUTHORS_SECONDS_PER_FAKE_USER:.0f} s per fake user "
+        f"({AUTHORS_SECONDS_PER_FAKE_USER / costs[TARGETS_PER_TYPE]:.1f}x slower)"
+    )
+    steps = TARGET_TYPES * sum(n_fake)
+    poison_hours = steps * costs[TARGETS_PER_TYPE] * TARGETS_PER_TYPE / 3600
+    print(f"  {steps} steps of 10 stacked targets in the grid: {poison_hours:.1f} h")
+
+    # -- MF attack ----------------------------------------------------------------------------
+    start = time.perf_counter()
+    MFAttack(n_iter=args.mf_iterations).generate(data, targets[:1], n_fake[-1], random_state=0)
+    mf = (time.perf_counter() - start) / args.mf_iterations * 30  # default 30 iterations
+    mf_hours = mf * TARGET_TYPES * TARGETS_PER_TYPE * len(SIZES) / 3600
+    print(f"\nMF attack: ~{mf:.0f} s per target at 5 % (30 iterations): {mf_hours:.1f} h")
+
+    total = victim_hours + poison_hours + mf_hours
+    print(
+        f"\nTable I grid at the paper's settings with {args.retrains} retrains: "
+        f"~{total:.1f} h on this machine (victims {victim_hours:.1f} h, poison-model "
+        f"{poison_hours:.1f} h, MF {mf_hours:.1f} h); load average {os.getloadavg()[0]:.1f}"
+    )
+
+
+def _one_fake_user(data: Interactions) -> FakeProfiles:
+    """A fake user rating one item, so the poison round has a fake user to score."""
+    row = sp.csr_matrix(([1.0], ([0], [0])), shape=(1, data.n_items), dtype=np.float32)
+    return FakeProfiles(row, np.array([0]))
+
+
+if __name__ == "__main__":
+    main()

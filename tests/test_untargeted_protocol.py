@@ -1,0 +1,171 @@
+"""The untargeted (edge-flip) protocol of Aravind's thesis in the runner: split, budget,
+accuracy / AUROC / BCE, drops from the clean victim, reports, and the spec checks."""
+
+import json
+import sqlite3
+
+import numpy as np
+import pytest
+
+from recpoison.data import planted
+from recpoison.errors import ConfigError
+from recpoison.experiment import build_report, expand_cells, parse_spec, run_experiment
+from recpoison.experiment.measures.untargeted import edge_metrics, edge_split
+from recpoison.experiment.plots import write_plots
+from recpoison.experiment.report import to_markdown, write_report
+from recpoison.presets import load_preset, preset_text
+
+GMF = {"name": "gmf", "params": {"epochs": 20, "embedding_dim": 8, "batch_size": 256, "lr": 0.01}}
+
+
+@pytest.fixture(scope="module")
+def csv_path(tmp_path_factory):
+    """A relative path (the source is part of every seed), valid while the module runs."""
+    folder = tmp_path_factory.mktemp("edges")
+    data = planted(120, 60, n_factors=3, ratings_per_user=12, rating_scale=None, random_state=0)
+    data.to_frame().to_csv(folder / "edges.csv", index=False)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(folder)
+        yield "edges.csv"
+
+
+def edge_spec(csv_path, **changes) -> dict:
+    spec = {
+        "name": "edges",
+        "datasets": [{"source": str(csv_path), "transforms": ["binarize"]}],
+        "victims": [GMF],
+        "attacks": [{"name": "none"}, {"name": "random-edges"}],
+        "sizes": [1.0],
+        "targets": [{"type": "none"}],
+        "retrains": 3,
+        "victim_quality": False,
+        "device": "cpu",
+        "seed": 0,
+    }
+    spec.update(changes)
+    return spec
+
+
+@pytest.fixture(scope="module")
+def stored(csv_path, tmp_path_factory):
+    store = tmp_path_factory.mktemp("store") / "edges.db"
+    run_experiment(edge_spec(csv_path), store, progress=False)
+    return store, build_report(store)
+
+
+def test_random_edges_lower_accuracy_and_auroc_against_no_attack(stored):
+    _, report = stored
+    attacked = report[report["attack"] == "random-edges"].iloc[0]
+    for metric in ("train_accuracy", "train_auroc"):
+        drop, se = attacked[f"{metric}_drop"], attacked[f"{metric}_drop_se"]
+        assert drop > 3 * se and drop > 0.01, metric
+    assert attacked["unseen_auroc_drop"] > 0
+    assert attacked["train_loss_drop"] < 0  # the training loss rises
+    assert np.isclose(
+        attacked["train_accuracy_drop"],
+        report.loc[report["attack"] == "none", "train_accuracy"].iloc[0]
+        - attacked["train_accuracy"],
+    )
+    clean = report[report["attack"] == "none"].iloc[0]
+    assert clean["train_accuracy_drop"] == 0 and clean["n_fake"] == 0
+
+
+def test_cells_store_the_budget_and_per_retrain_metrics(stored):
+    store, _ = stored
+    rows = sqlite3.connect(store).execute(
+        "SELECT config_json, info_json FROM cells WHERE kind = 'attack'"
+    )
+    infos = {json.loads(c)["attack"]["name"]: json.loads(i) for c, i in rows}
+    attacked, clean = infos["random-edges"], infos["none"]
+    negatives = attacked["untargeted"]["n_negatives"]
+    assert attacked["n_fake"] == negatives  # size 1.0 of the sampled negatives
+    assert len(attacked["untargeted"]["train_accuracy"]) == 3
+    assert clean["untargeted"]["n_train_edges"] == 2 * negatives  # as many negatives as positives
+    assert attacked["untargeted"]["n_train_edges"] < clean["untargeted"]["n_train_edges"]
+
+
+def test_report_renders_thesis_shaped_tables_csv_and_plot(stored, tmp_path):
+    _, report = stored
+    text = to_markdown(report)
+    assert "Accuracy (%) on training edges" in text and "Loss (BCE)" in text
+    assert "| N_p | N_p (% of sampled negatives) | random-edges |" in text
+    assert "| 0 | 0% |" in text and "HR_t" not in text
+    assert "train_accuracy_drop" in write_report(report, "csv")
+    assert [p.name for p in write_plots(report, tmp_path)] == [
+        "accuracy_vs_perturbations_edges.csv_gmf.png"
+    ]
+
+
+def test_edge_split_is_leak_free(tiny_implicit):
+    split = edge_split(tiny_implicit, 1.0, seed=0)
+    n = tiny_implicit.n_items
+    full = set((tiny_implicit.matrix.nonzero()[0] * n + tiny_implicit.matrix.nonzero()[1]).tolist())
+    train, unseen = split.train_edges, split.unseen_edges
+    train_keys = train.users * n + train.items
+    unseen_keys = unseen.users * n + unseen.items
+    assert not set(train_keys[train.labels == 0]) & full
+    assert not set(unseen_keys[unseen.labels == 0]) & full
+    assert not set(train_keys) & set(unseen_keys)
+    assert (train.labels == 1).sum() == (train.labels == 0).sum() == split.train.n_ratings
+    assert (unseen.labels == 1).sum() == (split.test_items >= 0).sum()
+    assert split.n_negatives == split.train.n_ratings
+    again = edge_split(tiny_implicit, 1.0, seed=0)
+    assert np.array_equal(again.train_edges.items, train.items)
+
+
+def test_edge_metrics_by_hand():
+    logits = np.array([[2.0, -1.0, 0.5, -3.0], [-2.0, 1.0, 0.5, 3.0]])
+    labels = np.array([1, 0, 0, 0], dtype=np.int8)
+    out = edge_metrics(logits, labels)
+    assert out["accuracy"].tolist() == [0.75, 0.0]
+    assert out["auroc"].tolist() == [1.0, 0.0]
+    y = labels[None].astype(float)
+    p = 1 / (1 + np.exp(-logits))
+    bce = -(y * np.log(p) + (1 - y) * np.log(1 - p)).mean(axis=1)
+    assert np.allclose(out["loss"], bce)
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"targets": [{"type": "random", "count": 2}]}, r"targets.0: edge attacks are untargeted"),
+        ({"detector": {"name": "ttest"}}, r"detector: edge attacks add no fake profiles"),
+        ({"knowledge": [{"kind": "users", "fraction": 0.5}]}, r"knowledge.0: the edge attacker"),
+        ({"n_fillers": [5]}, "n_fillers: edge attacks have no filler items"),
+        (
+            {"attacks": [{"name": "none"}, {"name": "random-edges"}, {"name": "random"}]},
+            r"attacks.2: random needs target items",
+        ),
+        (
+            {
+                "attacks": [{"name": "random-edges"}, {"name": "pga"}],
+                "datasets": [{"source": "x.csv"}],
+            },
+            r"attacks.1: pga crafts fake profiles.*separate spec",
+        ),
+        ({"victims": [{"name": "als-mf"}]}, r"victims.0: the untargeted protocol reads scores"),
+        ({"attacks": [{"name": "random-edges", "params": {"n_fillers": 3}}]}, "no parameter"),
+    ],
+)
+def test_spec_refuses_what_edge_attacks_cannot_measure(csv_path, changes, message):
+    with pytest.raises(ConfigError, match=message):
+        parse_spec(edge_spec(csv_path, **changes))
+
+
+def test_only_untargeted_specs_change_cell_configs(csv_path):
+    cells = expand_cells(parse_spec(edge_spec(csv_path)))
+    assert {c.config["protocol"] for c in cells} == {"untargeted"}
+    assert {c.config["negative_ratio"] for c in cells} == {1.0}
+
+
+def test_aravind_thesis_preset_validates_with_the_meta_block_marked():
+    spec = parse_spec(load_preset("aravind-thesis"))
+    assert spec.sizes == [0.02, 0.04, 0.06, 0.08, 0.1]
+    assert [v.name for v in spec.victims] == ["gmf"] and spec.targets[0].type == "none"
+    assert {a.display for a in spec.attacks} == {"none", "random-edges", "random-edges-new-users"}
+    text = preset_text("aravind-thesis")
+    for name in ("meta", "meta-approx", "meta-surrogate", "meta-new-users", "meta-similar-users"):
+        assert f"  # - name: {name}\n" in text
+    assert {c.config["protocol"] for c in expand_cells(spec) if c.kind == "attack"} == {
+        "untargeted"
+    }
