@@ -311,7 +311,8 @@ def _poison(
     attacked = [np.zeros(0, dtype=np.int64)] if untargeted else [np.array([t]) for t in targets]
     seeds = [stable_seed("attack", before_remedy(config), t) for t in range(len(attacked))]
     attack, surrogate = _attack_and_surrogate(config, device, 0)
-    if hasattr(attack, "generate_many"):  # all targets at once (poison-model: stacked replicas)
+    per_target_view = config["knowledge"]["kind"] == "hops"
+    if hasattr(attack, "generate_many") and not per_target_view:  # all targets at once
         say(f"attack {config['attack']['name']}: profiles for {len(attacked)} target set(s)")
         all_profiles = attack.generate_many(
             view, attacked, n_fake, surrogate=surrogate, random_states=seeds
@@ -321,7 +322,7 @@ def _poison(
         for t, target in enumerate(attacked):
             say(f"attack {config['attack']['name']}: profiles {t + 1}/{len(attacked)}")
             attack, surrogate = _attack_and_surrogate(config, device, t)
-            if config["knowledge"]["kind"] == "hops" and len(target):  # the view is per target
+            if per_target_view and len(target):
                 view = attacker_view(train, config, target)
             all_profiles.append(
                 attack.generate(view, target, n_fake, surrogate=surrogate, random_state=seeds[t])
