@@ -1,6 +1,7 @@
 """Edge flips and the random-edges baseline (Aravind's thesis, Algorithm 2)."""
 
 import numpy as np
+import pandas as pd
 import pytest
 import scipy.sparse as sp
 
@@ -90,10 +91,15 @@ def test_random_edges_errors(tiny_explicit, tiny_implicit):
         make_attack("random-edges").perturb(tiny_implicit, 0, random_state=0)
 
 
-def test_the_attack_command_points_edge_attacks_to_specs(cli, tmp_path):
+def test_the_attack_command_runs_edge_attacks_without_targets(cli, tmp_path, tiny_implicit):
+    source = tmp_path / "tiny.csv"
+    tiny_implicit.to_frame().to_csv(source, index=False)
+    out = tmp_path / "x.csv"
     code, _, err = cli(
-        "attack", "ml-latest-small", "--attack", "random-edges", "--size", "0.1",
-        "--targets", "random:1", "--out", tmp_path / "x.csv",
+        "attack", source, "--attack", "random-edges", "--size", "0.1",
+        "--targets", "random:1", "--out", out,
     )  # fmt: skip
-    assert code == 2 and "flips edges instead of adding fake users" in err
-    assert len(err.strip().splitlines()) == 1
+    assert code == 2 and "drop --targets" in err and len(err.strip().splitlines()) == 1
+    code, _, err = cli("attack", source, "--attack", "random-edges", "--budget", 5, "--out", out)
+    assert code == 0, err
+    assert len(pd.read_csv(out)) == tiny_implicit.n_ratings + 5

@@ -22,6 +22,12 @@ ATTACKS: dict[str, str] = {
     "weighting": "recpoison.attacks.s_attack:WeightingAttack",
     "from-file": "recpoison.attacks.file_profiles:FileProfilesAttack",
     "random-edges": "recpoison.attacks.random_edges:RandomEdgesAttack",
+    "meta": "recpoison.attacks.meta:MetaAttack",
+    "meta-approx": "recpoison.attacks.meta:MetaApproxAttack",
+    "meta-surrogate": "recpoison.attacks.meta:MetaSurrogateAttack",
+    "meta-new-users": "recpoison.attacks.meta_users:MetaNewUsersAttack",
+    "meta-similar-users": "recpoison.attacks.meta_users:MetaSimilarUsersAttack",
+    "meta-targeted": "recpoison.attacks.meta_targeted:MetaTargetedAttack",
 }
 
 

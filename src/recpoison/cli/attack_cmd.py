@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from recpoison.attacks.base import EdgeAttack
 from recpoison.cli.app import app
 from recpoison.data.interactions import Interactions
 from recpoison.errors import ConfigError
@@ -34,14 +35,22 @@ def attack(
         str,
         typer.Option("--attack", help="Attack name: random, average, bandwagon, poison-model, ..."),
     ],
-    size: Annotated[
-        float,
-        typer.Option(
-            "--size", help="Fake users as a fraction of the real users, e.g. 0.05 for 5 %."
-        ),
-    ],
-    targets: Annotated[str, typer.Option("--targets", help=TARGETS_HELP)],
     out: Annotated[str, typer.Option("--out", help="File to write the poisoned dataset to.")],
+    size: Annotated[
+        float | None,
+        typer.Option(
+            "--size",
+            help="Fake users as a fraction of the real users, e.g. 0.05 for 5 %; for edge "
+            "attacks (meta, ...) the flips as a fraction of the real users' interactions.",
+        ),
+    ] = None,
+    budget: Annotated[
+        int | None,
+        typer.Option("--budget", help="Edge attacks: the number of flips (instead of --size)."),
+    ] = None,
+    targets: Annotated[
+        str | None, typer.Option("--targets", help=TARGETS_HELP + " Not for edge attacks.")
+    ] = None,
     out_format: Annotated[
         str, typer.Option("--format", help="Output format: csv or recbole.")
     ] = "csv",
@@ -56,9 +65,13 @@ def attack(
         ),
     ] = False,
     surrogate: Annotated[
-        str,
-        typer.Option("--surrogate", help="Victim the attacker assumes, for attacks that need one."),
-    ] = "neumf",
+        str | None,
+        typer.Option(
+            "--surrogate",
+            help="Victim the attacker assumes, for attacks that need one (default neumf; "
+            "meta attacks: gmf).",
+        ),
+    ] = None,
     epochs: Annotated[
         int | None,
         typer.Option("--epochs", help="Training epochs of the surrogate (its default if unset)."),
@@ -87,9 +100,9 @@ def attack(
     Every fake user promotes all the target items. The file keeps the original ids.
 
     Fake users get new ids, listed in <out>.fake_users.txt (and csv's is_fake column).
+    Edge attacks (meta, meta-approx, ...) instead write SOURCE with edges flipped.
     """
     from recpoison.attacks import attack_class
-    from recpoison.attacks.base import EdgeAttack
     from recpoison.attacks.ratings import filler_popularity
     from recpoison.cli.train_cmd import parse_params
     from recpoison.data.export import EXPORT_FORMATS, fake_users_path, write_poisoned
@@ -101,14 +114,33 @@ def attack(
         raise ConfigError(
             f"unknown --format {out_format!r}; choose one of {', '.join(EXPORT_FORMATS)}"
         )
-    if not size > 0:
-        raise ConfigError(f"--size must be a positive fraction of the real users, got {size}")
     cls = attack_class(attack_name)
-    if issubclass(cls, EdgeAttack):
-        raise ConfigError(
-            f"{attack_name} flips edges instead of adding fake users; run it from a spec "
-            "(e.g. `recpoison run aravind-thesis`)"
+    if isinstance(cls, type) and issubclass(cls, EdgeAttack):
+        if targets is not None:
+            raise ConfigError(
+                f"{attack_name} is untargeted (it flips edges, no target items); drop --targets"
+            )
+        edge_attack(
+            cls,
+            source,
+            out,
+            size,
+            budget,
+            seed,
+            surrogate,
+            epochs,
+            device,
+            param,
+            as_json,
+            out_format,
+            in_format,
+            columns,
         )
+        return
+    if size is None or not size > 0:
+        raise ConfigError(f"--size must be a positive fraction of the real users, got {size}")
+    if targets is None:
+        raise ConfigError(f"attack {attack_name!r} needs --targets")
     params = attack_params(cls, {"n_fillers": fillers, **parse_params(param or [])})
     resolve_device(device)
     data = load_dataset(
@@ -121,7 +153,7 @@ def attack(
     n_fake = max(1, round(size * data.n_real))
     model = None
     if "surrogate" in cls.requires:
-        model = make_surrogate(surrogate, epochs, device, derive_seed(rng))
+        model = make_surrogate(surrogate or "neumf", epochs, device, derive_seed(rng))
     fake = cls(**params).generate(
         data, target_index, n_fake, surrogate=model, random_state=derive_seed(rng)
     )
@@ -159,6 +191,72 @@ def attack(
     console.print(
         f"wrote {escape(str(path))} ({out_format}) and "
         f"{escape(str(fake_users_path(path)))} in {summary['seconds']:.1f} s"
+    )
+
+
+def edge_attack(
+    cls: type[EdgeAttack],
+    source: str,
+    out: str,
+    size: float | None,
+    budget: int | None,
+    seed: int,
+    surrogate: str | None,
+    epochs: int | None,
+    device: str,
+    param: list[str] | None,
+    as_json: bool,
+    out_format: str,
+    in_format: str | None,
+    columns: str | None,
+) -> None:
+    """Flip edges of SOURCE with an edge attack and write the perturbed data to ``out``.
+
+    The budget is ``--budget`` flips, or ``--size`` times the real users' interactions (the
+    thesis samples as many negatives as interactions, so this is also the fraction of the
+    sampled negatives, Table 4.19)."""
+    from recpoison.cli.train_cmd import parse_params
+    from recpoison.data.export import fake_users_path, write_poisoned
+    from recpoison.data.loaders import load_dataset, parse_columns
+    from recpoison.data.transforms import binarize
+
+    started = time.perf_counter()
+    if (size is None) == (budget is None):
+        raise ConfigError(f"{cls.name} needs either --budget N (flips) or --size FRACTION")
+    if size is not None and not size > 0:
+        raise ConfigError(f"--size must be a positive fraction, got {size}")
+    params = attack_params(cls, parse_params(param or []))
+    resolve_device(device)
+    data = load_dataset(
+        source, format=in_format, columns=parse_columns(columns) if columns else None
+    )
+    data = binarize(data) if not data.is_implicit else data
+    n_flips = budget if budget is not None else max(1, round(size * data.real_users().n_ratings))
+    rng = check_random_state(seed)
+    model = None
+    if surrogate is not None:
+        model = make_surrogate(surrogate, epochs, device, derive_seed(rng))
+    result = cls(**params).perturb(data, n_flips, surrogate=model, random_state=derive_seed(rng))
+    path = write_poisoned(result.data, out, format=out_format)
+    summary: dict[str, Any] = {
+        "dataset": data.name,
+        "attack": cls.name,
+        "budget": n_flips,
+        "flips": result.n_flips,
+        "interactions": data.n_ratings,
+        "appended_users": result.data.n_users - data.n_users,
+        "out": str(path),
+        "fake_users_file": str(fake_users_path(path)),
+        "format": out_format,
+        "seconds": round(time.perf_counter() - started, 3),
+    }
+    if as_json:
+        typer.echo(json.dumps(summary))
+        return
+    Console().print(
+        f"[bold]{escape(cls.name)}[/] on {escape(data.name)}: {result.n_flips} edges flipped "
+        f"({data.n_ratings} interactions); wrote {escape(str(path))} in "
+        f"{summary['seconds']:.1f} s"
     )
 
 

@@ -135,17 +135,9 @@ class NCFRecommender(Recommender):
         for every replica, or one per replica) gives some users negatives drawn once and kept for
         every epoch instead of fresh ones, see :func:`fixed_negative_rows`.
         """
-        gmf_dim, layers = self._check_params()
         datasets = self._check_fit_input(train)
-        device = self.device_
-        self.seeds_ = (
-            list(self.seeds)
-            if self.seeds is not None
-            else replica_seeds(self.random_state, self.n_replicas)
-        )
-        self.generators_ = [torch.Generator(device=device).manual_seed(s) for s in self.seeds_]
         n_users, n_items = datasets[0].matrix.shape
-        self.module_ = StackedNCF(n_users, n_items, gmf_dim, layers, self.generators_, device)
+        self.module_ = self.initial_module(n_users, n_items)
         # fused: one kernel over each stacked tensor, ~4x faster than the default on CPU
         self.optimizer_ = torch.optim.Adam(
             self.module_.parameters(), lr=self.lr, weight_decay=self.weight_decay, fused=True
@@ -154,6 +146,19 @@ class NCFRecommender(Recommender):
         self.loss_history_ = np.empty((0, self.n_replicas))
         self._train(datasets, self.epochs, None, 0.0, progress, fixed_negatives)
         return self
+
+    def initial_module(self, n_users: int, n_items: int) -> StackedNCF:
+        """The untrained model ``fit`` starts from on ``n_users x n_items`` data (sets
+        ``seeds_`` and ``generators_``); meta-gradient attacks train it functionally."""
+        gmf_dim, layers = self._check_params()
+        device = self.device_
+        self.seeds_ = (
+            list(self.seeds)
+            if self.seeds is not None
+            else replica_seeds(self.random_state, self.n_replicas)
+        )
+        self.generators_ = [torch.Generator(device=device).manual_seed(s) for s in self.seeds_]
+        return StackedNCF(n_users, n_items, gmf_dim, layers, self.generators_, device)
 
     def partial_fit(
         self,
