@@ -1,6 +1,7 @@
 """`recpoison run`, `report` and `presets`: output, overrides, exit codes and one-line errors."""
 
 import io
+import sys
 
 import pandas as pd
 import pytest
@@ -103,7 +104,8 @@ def test_presets_list_and_show(cli):
         (["run", "quick", "--backend", "ray"], "pip install recpoison[ray]"),
     ],
 )
-def test_user_errors_exit_2_with_one_line(cli, args, fragment, tmp_path):
+def test_user_errors_exit_2_with_one_line(cli, args, fragment, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if Ray were not installed
     store = ["--store", str(tmp_path / "x.db")] if args[0] == "run" else []
     code, _, err = cli(*args, *store)
     assert code == 2

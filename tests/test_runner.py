@@ -1,6 +1,7 @@
 """The runner on tiny planted data: cells, storage, resume after a crash, determinism."""
 
 import sqlite3
+import sys
 
 import numpy as np
 import pandas as pd
@@ -174,7 +175,8 @@ def test_impossible_pairing_fails_before_any_work(csv_path, tmp_path):
     assert not (tmp_path / "never.db").exists()
 
 
-def test_ray_backend_needs_the_extra(csv_path, tmp_path):
+def test_ray_backend_needs_the_extra(csv_path, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if Ray were not installed
     with pytest.raises(ConfigError, match=r"needs `pip install recpoison\[ray\]`"):
         run_experiment(tiny_spec(csv_path), tmp_path / "r.db", backend="ray", progress=False)
     with pytest.raises(ConfigError, match="unknown backend"):

@@ -62,11 +62,12 @@ def test_bad_size(sizes):
     assert "sizes.0" in error_of(spec_with(sizes=sizes))
 
 
-def test_missing_field_and_error_count():
+def test_missing_field_and_every_other_problem():
     raw = spec_with(sizes=[0], retrains=0)
     del raw["name"]
     message = error_of(raw)
-    assert "name: required field is missing" in message and "more errors" in message
+    assert message.startswith("3 problems in the spec: (1) name: required field is missing; ")
+    assert "(2) sizes.0: " in message and "(3) retrains: " in message
 
 
 def test_unknown_attack_gets_a_suggestion():

@@ -28,6 +28,8 @@ ATTACKS: dict[str, str] = {
     "meta-new-users": "recpoison.attacks.meta_users:MetaNewUsersAttack",
     "meta-similar-users": "recpoison.attacks.meta_users:MetaSimilarUsersAttack",
     "meta-targeted": "recpoison.attacks.meta_targeted:MetaTargetedAttack",
+    "graph-attack": "recpoison.attacks.graph_attack:GraphAttack",
+    "s-graph": "recpoison.attacks.graph_attack:SGraphAttack",
 }
 
 

@@ -51,7 +51,19 @@ def run(
     ] = None,
     backend: Annotated[str, typer.Option("--backend", help="local or ray.")] = "local",
     address: Annotated[
-        str | None, typer.Option("--address", help="Ray cluster address, e.g. auto.")
+        str | None,
+        typer.Option(
+            "--address",
+            help="Ray cluster to join: auto (the cluster `ray start` set up on this machine) "
+            "or HOST:PORT of its head; default: a local Ray instance.",
+        ),
+    ] = None,
+    cpus_per_task: Annotated[
+        float | None,
+        typer.Option(
+            "--cpus-per-task",
+            help="Ray: CPUs each cell's task asks for (default 1); torch uses that many threads.",
+        ),
     ] = None,
     dataset: Annotated[
         str | None,
@@ -83,7 +95,13 @@ def run(
         raw = replace_datasets(raw, dataset, fmt)
     spec = parse_spec(apply_overrides(raw, overrides or []))
     summary = run_experiment(
-        spec, store, backend=backend, device=device, progress=not quiet, address=address
+        spec,
+        store,
+        backend=backend,
+        device=device,
+        progress=not quiet,
+        address=address,
+        cpus_per_task=cpus_per_task,
     )
     text = to_markdown(
         build_report(store, summary.run_id),
@@ -110,13 +128,45 @@ def report(
     run_id: Annotated[
         int | None, typer.Option("--run", help="Run id (default: the latest).")
     ] = None,
+    paper: Annotated[
+        bool,
+        typer.Option(
+            "--paper",
+            help="The published figures beside ours, with Kendall's tau of the attacks' order "
+            "per column.",
+        ),
+    ] = False,
+    paper_source: Annotated[
+        str | None,
+        typer.Option(
+            "--paper-source",
+            metavar="PRESET|PAPER:TABLE",
+            help="Whose figures --paper shows (default: the run's preset), e.g. huang2021:IV.",
+        ),
+    ] = None,
+    paper_dataset: Annotated[
+        str | None,
+        typer.Option(
+            "--paper-dataset",
+            help="The paper's dataset to compare with (default: the one matching the run's "
+            "dataset, else the paper's first), e.g. Music.",
+        ),
+    ] = None,
 ) -> None:
     """Tables (and plots) of the results in a store."""
     from recpoison.experiment import build_report, quality_report, write_plots, write_report
+    from recpoison.experiment.paper import paper_comparison, write_paper_report
     from recpoison.experiment.report import run_title
 
+    if not paper and (paper_source or paper_dataset):
+        raise ConfigError("--paper-source and --paper-dataset only apply with --paper")
     table = build_report(store, run_id)
-    text = write_report(table, fmt, out, quality_report(store, run_id), run_title(store, run_id))
+    if paper:
+        comparison = paper_comparison(table, store, run_id, paper_source, paper_dataset)
+        text = write_paper_report(comparison, fmt, out, run_title(store, run_id))
+    else:
+        quality = quality_report(store, run_id)
+        text = write_report(table, fmt, out, quality, run_title(store, run_id))
     if out is None:
         typer.echo(text, nl=False)
     else:

@@ -1,7 +1,10 @@
-"""Load rating datasets: the bundled MovieLens sample, MovieLens / Last.fm files, CSV and Parquet.
+"""Load rating datasets: the bundled MovieLens sample, MovieLens / Last.fm / Amazon / Yelp files,
+CSV and Parquet.
 
 The paper datasets (Huang et al., NDSS 2021, section V-A) are ML-100K, ML-1M and Last.fm; their
-raw files are read here and made implicit / 10-core with :mod:`recpoison.data.transforms`.
+raw files are read here and made implicit / 10-core with :mod:`recpoison.data.transforms`. Fang
+et al. (WWW 2020, section 5.1.1) use Amazon Digital Music (the "ratings only" CSV of the Amazon
+product data) and the Yelp academic dataset (``review.json``).
 Every file is validated here, not by pandas: bad input raises :class:`DataError` with one line
 that names the file, the line (or row) and what was expected. Nothing is ever downloaded.
 """
@@ -9,6 +12,7 @@ that names the file, the line (or row) and what was expected. Nothing is ever do
 from __future__ import annotations
 
 import difflib
+import fnmatch
 import functools
 import importlib.util
 import logging
@@ -27,6 +31,7 @@ from recpoison.data.textfiles import (
     first_line,
     parse_exact,
     parse_fast,
+    parse_json_lines,
     read_text,
 )
 from recpoison.data.thesis_datasets import DESCRIPTIONS as THESIS_FORMATS
@@ -51,6 +56,10 @@ FORMATS: dict[str, str] = {
     "lastfm-tags": "HetRec 2011 Last.fm user_taggedartists-timestamps.dat: header "
     "userID<TAB>artistID<TAB>tagID<TAB>timestamp; implicit, one interaction per "
     "tagged (user, artist) pair, as used by Huang et al.",
+    "amazon": "Amazon product data ratings-only CSV (ratings_<Category>.csv): "
+    "user,item,rating,timestamp, no header, ratings 1-5, string ids",
+    "yelp": "Yelp academic dataset review.json: one JSON object per line with user_id, "
+    "business_id, stars (1-5) and date",
     "csv": "delimited text with a header row (comma, tab or semicolon); columns recognized by "
     "name (user/userId, item/movieId, rating, timestamp) or given with --columns",
     "parquet": "Parquet table, columns as for csv (needs pyarrow: pip install recpoison[parquet])",
@@ -72,12 +81,18 @@ _DOWNLOAD = {
     "ml-1m": "https://grouplens.org/datasets/movielens/1m/",
     "lastfm": "https://grouplens.org/datasets/hetrec-2011/",
     "lastfm-tags": "https://grouplens.org/datasets/hetrec-2011/",
+    "amazon": "https://jmcauley.ucsd.edu/data/amazon/ (ratings only)",
+    "yelp": "https://www.yelp.com/dataset",
 }
 
 
 @dataclass(frozen=True)
 class _FixedFormat:
-    """A standard file with a fixed separator and field layout (``None`` = ignored field)."""
+    """A standard file with a fixed separator and field layout (``None`` = ignored field).
+
+    ``filename`` is the file's standard name, a shell pattern for families of files (matched
+    case-insensitively); ``numeric_ids`` says whether user and item ids must be integers.
+    """
 
     filename: str
     sep: str
@@ -85,6 +100,7 @@ class _FixedFormat:
     header: tuple[str, ...] | None
     rating_scale: RatingScale
     dataset: str
+    numeric_ids: bool = True
 
     @property
     def layout(self) -> str:
@@ -116,7 +132,31 @@ _FIXED: dict[str, _FixedFormat] = {
         None,
         "lastfm",
     ),
+    "amazon": _FixedFormat(
+        "ratings_*.csv",
+        ",",
+        ("user", "item", "rating", "timestamp"),
+        None,
+        (1.0, 5.0),
+        "amazon",
+        numeric_ids=False,
+    ),
 }
+
+#: Yelp's review.json (and the older yelp_academic_dataset_review.json): JSON lines.
+_YELP_FILENAME = "*review*.json"
+_YELP_FIELDS = {"user": "user_id", "item": "business_id", "rating": "stars", "timestamp": "date"}
+_YELP_LAYOUT = "one JSON object per line with user_id, business_id, stars and date"
+
+#: The standard file name (a shell pattern, matched case-insensitively) of each file format.
+_STANDARD_FILES: dict[str, str] = {
+    **{fmt: spec.filename for fmt, spec in _FIXED.items()},
+    "yelp": _YELP_FILENAME,
+}
+
+
+def _is_standard(path: Path, fmt: str) -> bool:
+    return fnmatch.fnmatchcase(path.name.lower(), _STANDARD_FILES[fmt].lower())
 
 
 # -- public API ---------------------------------------------------------------------------------
@@ -163,6 +203,8 @@ def load_dataset(
         data = _load_thesis(path, fmt, rating_scale, implicit, name or fmt)
     elif fmt == "parquet":
         data = _load_parquet(path, columns, rating_scale, implicit, name or path.stem)
+    elif fmt == "yelp":
+        data = _load_yelp(path, rating_scale, implicit, name or "yelp")
     elif fmt == "csv":
         data = _load_csv(path, columns, rating_scale, implicit, name or path.stem)
     else:
@@ -172,10 +214,11 @@ def load_dataset(
 
 
 def infer_format(path: str | Path) -> str:
-    """The format of a file from its name: a standard MovieLens / Last.fm file name or a suffix."""
+    """The format of a file from its name: a standard file name (MovieLens, Last.fm, Amazon's
+    ``ratings_*.csv``, Yelp's ``*review*.json``) or a suffix."""
     path = Path(path)
-    for fmt, spec in _FIXED.items():
-        if path.name.lower() == spec.filename.lower():
+    for fmt in _STANDARD_FILES:
+        if _is_standard(path, fmt):
             return fmt
     thesis = thesis_format_of(path)
     if thesis is not None:
@@ -223,20 +266,22 @@ def _resolve(source: str, fmt: str | None) -> tuple[Path, str]:
     if path.is_dir() and fmt in (None, "netflix") and thesis_format_of(path) == "netflix":
         return path, "netflix"
     if path.is_dir():
-        wanted = [fmt] if fmt in _FIXED else [] if fmt else list(_FIXED)
+        wanted = [fmt] if fmt in _STANDARD_FILES else [] if fmt else list(_STANDARD_FILES)
+        files = sorted(f for f in path.iterdir() if f.is_file())
         for candidate in wanted:
-            if (path / _FIXED[candidate].filename).is_file():
-                return path / _FIXED[candidate].filename, candidate
-        names = ", ".join(_FIXED[f].filename for f in wanted) or "(none for this format)"
+            found = [f for f in files if _is_standard(f, candidate)]
+            if found:
+                return found[0], candidate
+        names = ", ".join(_STANDARD_FILES[f] for f in wanted) or "(none for this format)"
         raise DataError(
             f"{path}: folder holds none of the standard files {names}; pass the ratings file itself"
         )
     if not path.exists():
         looks_like_name = "/" not in source and "\\" not in source and not path.suffix
-        if looks_like_name and source in _FIXED:
+        if looks_like_name and source in _STANDARD_FILES:
             raise ConfigError(
                 f"{source!r} is a file format, not a bundled dataset: download it from "
-                f"{_DOWNLOAD[source]} and pass the folder or its {_FIXED[source].filename}; "
+                f"{_DOWNLOAD[source]} and pass the folder or its {_STANDARD_FILES[source]}; "
                 f"bundled datasets: {', '.join(BUNDLED)}"
             )
         if looks_like_name:
@@ -284,8 +329,9 @@ def _load_fixed(
     if len(sep) > 1 and "\t" not in text:  # "::" -> tab, so that the C parser can read ml-1m
         text, sep = text.replace(sep, "\t"), "\t"
     n_fields, has_header = len(spec.fields), spec.header is not None
+    id_type = np.int64 if spec.numeric_ids else str
     dtype = {
-        j: np.float64 if role == "rating" else np.int64
+        j: np.float64 if role == "rating" else id_type if role in ("user", "item") else np.int64
         for j, role in enumerate(spec.fields)
         if role
     }
@@ -306,7 +352,20 @@ def _load_fixed(
         where=table.where,
         scale=scale or spec.rating_scale,
         implicit=implicit or spec.rating_scale is None,
-        numeric_ids=True,
+        numeric_ids=spec.numeric_ids,
+        name=name,
+    )
+
+
+def _load_yelp(path: Path, scale: RatingScale, implicit: bool, name: str) -> Interactions:
+    """Yelp's review.json: user_id, business_id, stars (1-5) and date of every JSON line."""
+    table = parse_json_lines(path, read_text(path, _YELP_LAYOUT), _YELP_FIELDS, _YELP_LAYOUT)
+    return _build(
+        dict(zip(_YELP_FIELDS, table.columns, strict=True)),
+        where=table.where,
+        scale=scale or (1.0, 5.0),
+        implicit=implicit,
+        numeric_ids=False,
         name=name,
     )
 

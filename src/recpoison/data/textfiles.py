@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -184,3 +185,46 @@ def parse_exact(
         [pd.Series(table[:, j]) for j in range(n_fields)],
         lambda i: f"{path}, line {numbers[i]}",
     )
+
+
+def parse_json_lines(path: Path, text: str, fields: dict[str, str], layout: str) -> Table:
+    """One JSON object per non-empty line; ``fields`` maps each role to its key.
+
+    pandas' reader takes a clean file in one pass; otherwise every line is decoded on its own so
+    that the first bad line (not JSON, not an object, a key missing) is named.
+    """
+    keys = list(fields.values())
+    lines = text.split("\n")
+    numbers = np.flatnonzero([line.strip() != "" for line in lines]) + 1
+    try:
+        frame = pd.read_json(io.StringIO(text), lines=True, dtype=False)  # keeps dates as text
+        complete = all(k in frame and frame[k].notna().all() for k in keys)
+        clean = len(frame) == len(numbers) and complete
+    except Exception:  # anything pandas cannot read: the line-by-line parser names the line
+        clean = False
+    if not clean:
+        rows = [_json_object(path, lines[n - 1], int(n), keys, layout) for n in numbers]
+        frame = pd.DataFrame(rows, columns=keys)
+    if not len(frame):
+        raise DataError(f"{path}: no JSON lines; expected {layout}")
+    return Table(
+        None,
+        0,
+        [frame[k].reset_index(drop=True) for k in keys],
+        lambda i: f"{path}, line {numbers[i]}",
+    )
+
+
+def _json_object(path: Path, line: str, number: int, keys: list[str], layout: str) -> list:
+    try:
+        row = json.loads(line)
+    except json.JSONDecodeError as error:
+        raise DataError(
+            f"{path}, line {number}: not valid JSON ({error.msg}); expected {layout}"
+        ) from None
+    if not isinstance(row, dict):
+        raise DataError(f"{path}, line {number}: not a JSON object; expected {layout}")
+    missing = [k for k in keys if row.get(k) is None]
+    if missing:
+        raise DataError(f"{path}, line {number}: no {missing[0]!r} field; expected {layout}")
+    return [row[k] for k in keys]

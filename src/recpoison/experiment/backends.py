@@ -1,75 +1,199 @@
 """Execution backends: where cells run. Both call the same :func:`execute_cell`.
 
-A backend is a generator ``(cells, device, status) -> (cell, outcome or exception)`` that yields
-each cell's result as soon as it is ready; the runner, the one writer of the store, records it.
-A failing cell is yielded with its exception (the runner records and raises it); Ctrl-C simply
-propagates. ``local`` runs cells one after another in this process; ``ray`` submits every cell
-as a Ray task (``recpoison`` must be importable on the workers) and yields them in completion
-order. Ray is an optional extra: ``pip install recpoison[ray]``.
+A backend first checks the device where the cells will run (:meth:`Backend.prepare`, before
+the store is touched, so a missing GPU or an unreachable cluster changes nothing), then
+:meth:`Backend.run` yields each cell's result, as ``(cell, outcome or exception)``, as soon as it
+is ready; the runner, the one writer of the store, records it.
+
+``local`` runs cells one after another in this process. ``ray`` submits every cell as a Ray task
+and yields the results in completion order (``recpoison`` must be importable on the workers).
+Ray's resource model decides where tasks run:
+
+- each task asks for ``cpus_per_task`` CPUs (default 1, Ray's default) and, on CUDA, one GPU;
+  inside the task torch uses as many threads as the task was given CPUs;
+- ``device: auto`` means CUDA when the cluster has GPUs (Ray hides the GPUs from a task that
+  did not ask for one), ``cuda`` on a cluster without a GPU is a :class:`DeviceError`;
+- each prepared dataset is put into Ray's object store once (``ray.put``) and every task gets a
+  reference to it, instead of loading the file again or receiving a copy with its arguments;
+- a task whose worker process dies (killed, out of memory, node lost) is resubmitted by Ray up to
+  :data:`MAX_RETRIES` times; a cell that raises is not retried (its error is the result);
+- when the consumer stops (Ctrl-C, an error) every task still pending is cancelled.
+
+Ray is an optional extra: ``pip install recpoison[ray]``.
 """
 
 from __future__ import annotations
 
 import importlib
+import json
+import logging
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Protocol
 
-from recpoison.errors import ConfigError
-from recpoison.experiment.cells import execute_cell
+from recpoison.errors import ConfigError, DeviceError
+from recpoison.experiment.cells import execute_cell, prepared_dataset
 from recpoison.experiment.expansion import Cell, CellOutcome
+from recpoison.utils import resolve_device
+
+logger = logging.getLogger(__name__)
 
 CellStatus = Callable[[Cell, str], None]
 Results = Iterator[tuple[Cell, CellOutcome | Exception]]
-Backend = Callable[[Iterable[Cell], str, CellStatus], Results]
 
 BACKENDS = ("local", "ray")
+#: How often Ray resubmits a task whose worker died (Ray's own default, made explicit).
+MAX_RETRIES = 3
+#: Seconds the Ray driver blocks in one ``ray.wait``, so that Ctrl-C is handled promptly.
+WAIT_SECONDS = 1.0
 
 
-def get_backend(name: str, address: str | None = None) -> Backend:
+class Backend(Protocol):
+    def prepare(self, device: str) -> str:
+        """Check ``device`` where the cells will run; return the device the cells get."""
+
+    def run(self, cells: Iterable[Cell], device: str, status: CellStatus) -> Results:
+        """Execute the cells; yield each with its outcome (or exception) when it finishes."""
+
+
+def get_backend(
+    name: str, address: str | None = None, cpus_per_task: float | None = None
+) -> Backend:
     """The backend ``name``; checks that Ray is installed before any work is done."""
+    if name not in BACKENDS:
+        raise ConfigError(f"unknown backend {name!r}; choose one of: {', '.join(BACKENDS)}")
     if name == "local":
-        return run_local
-    if name == "ray":
-        ray = _import_ray()
-        return lambda cells, device, status: run_ray(ray, cells, device, address)
-    raise ConfigError(f"unknown backend {name!r}; choose one of: {', '.join(BACKENDS)}")
+        for option, value in (("--address", address), ("--cpus-per-task", cpus_per_task)):
+            if value is not None:
+                raise ConfigError(f"{option} only applies to --backend ray")
+        return LocalBackend()
+    if cpus_per_task is not None and cpus_per_task <= 0:
+        raise ConfigError(f"--cpus-per-task must be positive, got {cpus_per_task}")
+    return RayBackend(_import_ray(), address, cpus_per_task or 1)
 
 
-def run_local(cells: Iterable[Cell], device: str, status: CellStatus) -> Results:
+class LocalBackend:
     """Run the cells in this process, in order."""
-    for cell in cells:
-        status(cell, "starting")
+
+    def prepare(self, device: str) -> str:
+        resolve_device(device)
+        return device
+
+    def run(self, cells: Iterable[Cell], device: str, status: CellStatus) -> Results:
+        for cell in cells:
+            status(cell, "starting")
+            try:
+                outcome: CellOutcome | Exception = execute_cell(
+                    cell.config, device, status=lambda message, cell=cell: status(cell, message)
+                )
+            except Exception as error:  # recorded by the runner
+                outcome = error
+            yield cell, outcome
+
+
+@dataclass
+class RayBackend:
+    """Run every cell as a Ray task on the cluster at ``address`` (a local instance when None
+    and Ray is not initialized yet; an initialized Ray is used as it is)."""
+
+    ray: Any
+    address: str | None = None
+    cpus_per_task: float = 1
+
+    def prepare(self, device: str) -> str:
+        """Connect to Ray, then map ``device`` to what every task gets (see the module doc)."""
+        ray = self.ray
+        if not ray.is_initialized():
+            try:
+                ray.init(address=self.address)
+            except ConnectionError as error:
+                raise ConfigError(
+                    f"cannot reach a Ray cluster at {self.address!r} ({error}); start one "
+                    "with `ray start --head`, or leave out --address for a local instance"
+                ) from None
+        elif self.address is not None:
+            logger.info("Ray is already initialized; --address %s is not used", self.address)
+        gpus = ray.cluster_resources().get("GPU", 0)
+        if device == "auto":
+            return "cuda" if gpus else "cpu"
+        if device == "cpu":
+            return device
+        if device.startswith("cuda"):
+            if not gpus:
+                raise DeviceError(
+                    f"device {device!r} was asked for but the Ray cluster has no GPU; "
+                    "use --device cpu, or add GPU nodes to the cluster"
+                )
+            return "cuda"  # Ray gives each task one GPU, seen by the task as cuda:0
+        raise ConfigError(f"unknown device {device!r}; use 'auto', 'cpu' or 'cuda'")
+
+    def task_options(self, device: str) -> dict[str, Any]:
+        """The Ray resources and retry policy of one cell's task."""
+        return {
+            "num_cpus": self.cpus_per_task,
+            "num_gpus": 1 if device.startswith("cuda") else 0,
+            "max_retries": MAX_RETRIES,
+            "retry_exceptions": False,
+        }
+
+    def run(self, cells: Iterable[Cell], device: str, status: CellStatus) -> Results:
+        """Submit every cell, then yield results in completion order; cancel what is pending
+        when the consumer stops."""
+        ray = self.ray
+        cell_function = execute_cell  # looked up now, so a substitute (tests) reaches the workers
+
+        def run_cell(config: dict[str, Any], device: str, data: Any) -> CellOutcome:
+            use_task_cpus(ray)
+            return cell_function(config, device, data=data)
+
+        task = ray.remote(run_cell).options(**self.task_options(device))
+        shared: dict[str, Any] = {}
+        pending = {}
+        for cell in cells:
+            pending[task.remote(cell.config, device, self._dataset_ref(cell, shared))] = cell
+            status(cell, "submitted")
+        logger.info("%d cells submitted to Ray", len(pending))
         try:
-            outcome: CellOutcome | Exception = execute_cell(
-                cell.config, device, status=lambda message, cell=cell: status(cell, message)
-            )
-        except Exception as error:  # recorded by the runner, then raised
-            outcome = error
-        yield cell, outcome
+            while pending:
+                ready, _ = ray.wait(list(pending), num_returns=1, timeout=WAIT_SECONDS)
+                for ref in ready:
+                    cell = pending.pop(ref)
+                    try:
+                        outcome: CellOutcome | Exception = ray.get(ref)
+                    except Exception as error:
+                        outcome = _original(ray, error)
+                    yield cell, outcome
+        finally:
+            for ref in pending:
+                ray.cancel(ref)
+            if pending:
+                logger.info("cancelled %d Ray tasks still pending", len(pending))
+
+    def _dataset_ref(self, cell: Cell, shared: dict[str, Any]) -> Any:
+        """The object-store reference of the cell's prepared dataset (put on first use)."""
+        config = cell.config
+        key = json.dumps([config["dataset"], config["seed"]], sort_keys=True)
+        if key not in shared:
+            shared[key] = self.ray.put(prepared_dataset(config["dataset"], config["seed"]))
+        return shared[key]
 
 
-def run_ray(ray: Any, cells: Iterable[Cell], device: str, address: str | None) -> Results:
-    """Run every cell as a Ray task (one GPU each when ``device`` is CUDA); yield as they finish.
+def use_task_cpus(ray: Any) -> int:
+    """Inside a Ray task: run torch on as many threads as the task was given CPUs (at least 1)."""
+    import torch
 
-    Tasks still pending when the consumer stops (an error, Ctrl-C) are cancelled.
-    """
-    ray.init(address=address, ignore_reinit_error=True)
-    options = {"num_gpus": 1} if device.startswith("cuda") else {}
-    task = ray.remote(**options)(execute_cell) if options else ray.remote(execute_cell)
-    pending = {task.remote(cell.config, device): cell for cell in cells}
-    try:
-        while pending:
-            ready, _ = ray.wait(list(pending), num_returns=1)
-            for ref in ready:
-                cell = pending.pop(ref)
-                try:
-                    outcome: CellOutcome | Exception = ray.get(ref)
-                except Exception as error:  # a RayTaskError is also an instance of the cause
-                    outcome = error
-                yield cell, outcome
-    finally:
-        for ref in pending:
-            ray.cancel(ref)
+    cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", 1)
+    threads = max(1, int(cpus))
+    torch.set_num_threads(threads)
+    return threads
+
+
+def _original(ray: Any, error: Exception) -> Exception:
+    """The exception a cell raised on its worker (Ray wraps it with the remote traceback);
+    Ray's own errors (worker died more than ``MAX_RETRIES`` times, task cancelled) as they are."""
+    if isinstance(error, ray.exceptions.RayTaskError) and isinstance(error.cause, Exception):
+        return error.cause
+    return error
 
 
 def _import_ray() -> Any:

@@ -163,12 +163,17 @@ def attacker_view(
 
 # -- execution ----------------------------------------------------------------------------------
 def execute_cell(
-    config: dict[str, Any], device: str = "auto", status: Status | None = None
+    config: dict[str, Any],
+    device: str = "auto",
+    status: Status | None = None,
+    data: Interactions | None = None,
 ) -> CellOutcome:
-    """Compute one cell (see the module doc). ``status`` receives short progress messages."""
+    """Compute one cell (see the module doc). ``status`` receives short progress messages;
+    ``data``, when given, is the cell's prepared dataset (a Ray backend ships it once)."""
     start = time.perf_counter()
     say = status or (lambda message: logger.debug("%s", message))
-    data = prepared_dataset(config["dataset"], config["seed"])
+    if data is None:
+        data = prepared_dataset(config["dataset"], config["seed"])
     outcome = CellOutcome(config_key(config))
     if config["kind"] == "quality":
         outcome.quality = _quality(data, config, device, say)

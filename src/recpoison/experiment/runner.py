@@ -1,12 +1,14 @@
 """Run an experiment: validate, expand into cells, skip finished ones, execute, store.
 
 Everything that can be checked is checked before the first cell runs: the spec, the backend (Ray
-installed?), the device, the datasets (loaded and transformed once here), the data-dependent
-pairings and the target sets. The runner is the only writer of the store; each finished cell is
-written in one transaction, so an interrupted run resumes where it stopped. Several runs may
-share one store at the same time (e.g. one per target set, each in its own process): with the
-local backend a cell another run finished meanwhile is skipped when its turn comes, and a cell
-both computed is stored once (the first writer wins).
+installed?), the datasets (loaded and transformed once here), the data-dependent pairings, the
+target sets and the device (where the cells run: here, or on the Ray cluster). The runner is the
+only writer of the store; each finished cell is written in one transaction as soon as the backend
+yields it, so an interrupted run resumes where it stopped. A cell that raises is recorded as
+failed and the run goes on with the others; the first error is raised at the end (the next run
+retries the failed cells). Several runs may share one store at the same time (e.g. one per target
+set, each in its own process): with the local backend a cell another run finished meanwhile is
+skipped when its turn comes, and a cell both computed is stored once (the first writer wins).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,12 +24,11 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from recpoison.experiment.backends import get_backend
+from recpoison.experiment.backends import Results, get_backend
 from recpoison.experiment.cells import prepared_dataset, resolve_targets
 from recpoison.experiment.expansion import Cell, expand_cells
 from recpoison.experiment.spec import Spec, check_data_pairings, parse_spec
 from recpoison.experiment.store import Store
-from recpoison.utils import resolve_device
 
 logger = logging.getLogger(__name__)
 
@@ -51,20 +52,21 @@ def run_experiment(
     device: str | None = None,
     progress: bool = True,
     address: str | None = None,
+    cpus_per_task: float | None = None,
 ) -> RunSummary:
     """Run every cell of ``spec`` not yet in the store at ``store_path``.
 
     ``device`` overrides ``spec.device``; ``backend`` is ``local`` or ``ray`` (``address`` is
-    passed to ``ray.init``); ``progress`` shows a progress bar on stderr. A failing cell is
-    recorded as failed and its error raised; cells finished before it are kept.
+    passed to ``ray.init``, ``cpus_per_task`` is each Ray task's CPUs, see
+    :mod:`recpoison.experiment.backends`); ``progress`` shows a progress bar on stderr. A failing
+    cell is recorded as failed, the other cells go on, and the first error is raised at the end.
     """
     start = time.perf_counter()
     spec = spec if isinstance(spec, Spec) else parse_spec(spec)
-    execute = get_backend(backend, address)
-    device = device or spec.device
-    resolve_device(device)
+    execute = get_backend(backend, address, cpus_per_task)
     cells = expand_cells(spec)
     _preflight(spec, cells)
+    device = execute.prepare(device or spec.device)
     with Store.open(store_path) as store:
         run_id = store.start_run(spec.name, spec.to_json(), cells)
         done = store.done_keys()
@@ -76,14 +78,22 @@ def run_experiment(
             len(cells),
             len(cells) - len(pending),
         )
-        with _reporter(progress, len(cells), len(cells) - len(pending)) as report:
-            for cell, outcome in execute(_not_done(pending, store, report), device, report.status):
-                if isinstance(outcome, Exception):
-                    store.mark_failed(cell, outcome, run_id)
-                    raise outcome
-                if not store.write_cell(cell, outcome, run_id):
-                    logger.info("%s was stored by another run meanwhile", cell.describe())
-                report.done(cell, outcome.seconds)
+        with (
+            _reporter(progress, len(cells), len(cells) - len(pending)) as report,
+            # closing: however the loop ends (Ctrl-C included), the backend cancels its work
+            closing(
+                execute.run(_not_done(pending, store, report), device, report.status)
+            ) as results,
+        ):
+            failures = _record(results, store, report, run_id)
+        if failures:
+            logger.error(
+                "%d of %d cells failed (recorded in %s); run again to retry them",
+                len(failures),
+                len(cells),
+                store_path,
+            )
+            raise failures[0]
         store.finish_run(run_id)
     return RunSummary(
         run_id,
@@ -93,6 +103,21 @@ def run_experiment(
         len(cells) - len(pending),
         time.perf_counter() - start,
     )
+
+
+def _record(results: Results, store: Store, report: _Reporter, run_id: int) -> list[Exception]:
+    """Store each cell's outcome as the backend yields it; return the errors of failed cells."""
+    failures: list[Exception] = []
+    for cell, outcome in results:
+        if isinstance(outcome, Exception):
+            store.mark_failed(cell, outcome, run_id)
+            report.failed(cell, outcome)
+            failures.append(outcome)
+            continue
+        if not store.write_cell(cell, outcome, run_id):
+            logger.info("%s was stored by another run meanwhile", cell.describe())
+        report.done(cell, outcome.seconds)
+    return failures
 
 
 def _not_done(cells: list[Cell], store: Store, report: _Reporter) -> Iterator[Cell]:
@@ -136,6 +161,11 @@ class _Reporter:
         if self.bar is not None:
             self.bar.update(self.task, advance=1, description=cell.describe())
         logger.info("done %s in %.1f s", cell.describe(), seconds)
+
+    def failed(self, cell: Cell, error: Exception) -> None:
+        if self.bar is not None:
+            self.bar.update(self.task, advance=1, description=f"{cell.describe()}: failed")
+        logger.error("failed %s: %s: %s", cell.describe(), type(error).__name__, error)
 
     def skipped(self, cell: Cell) -> None:
         if self.bar is not None:

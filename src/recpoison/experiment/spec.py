@@ -1,9 +1,10 @@
 """The experiment spec: a validated, strict description of what the runner computes.
 
 A spec is written in YAML (or taken from a preset) and validated here with pydantic v2. Unknown
-keys are errors, every field maps 1:1 to a parameter of the models below, and every error a user
-can make becomes one :class:`~recpoison.errors.ConfigError` line naming the field path, e.g.
-``sizes.0: Input should be greater than 0 (got 0)``.
+keys are errors, every field maps 1:1 to a parameter of the models below, and the errors a user
+made become one :class:`~recpoison.errors.ConfigError` line naming every problem with its field
+path, e.g. ``sizes.0: Input should be greater than 0 (got 0)``
+(:mod:`recpoison.experiment.spec_errors`).
 
 Validation has two stages, both before any work is done:
 
@@ -27,12 +28,21 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from recpoison.attacks import ATTACKS
 from recpoison.data.interactions import Interactions
 from recpoison.detectors import DETECTORS
 from recpoison.errors import ConfigError
+from recpoison.experiment.spec_errors import Problems, describe_validation_error
 from recpoison.registry import resolve
 from recpoison.victims import VICTIMS
 
@@ -54,6 +64,16 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def _known_transform(step: str | dict[str, Any]) -> str | dict[str, Any]:
+    """One transform step (checked per step, so that every bad step is reported)."""
+    if isinstance(step, dict) and len(step) != 1:
+        raise ValueError(f"a transform is one name or a one-key mapping, got {step!r}")
+    name = step if isinstance(step, str) else next(iter(step))
+    if name not in TRANSFORMS:
+        raise ValueError(f"unknown transform {name!r}; choose one of: {', '.join(TRANSFORMS)}")
+    return step
+
+
 class DatasetSpec(_Strict):
     """A dataset: ``load_dataset(source, format, columns, name=, rating_scale=, implicit=)``,
     then ``transforms`` in order.
@@ -69,19 +89,9 @@ class DatasetSpec(_Strict):
     name: str | None = None
     rating_scale: tuple[float, float] | None = None
     implicit: bool = False
-    transforms: list[str | dict[str, Any]] = Field(default_factory=list)
-
-    @field_validator("transforms")
-    @classmethod
-    def _known_transforms(cls, steps: list[str | dict[str, Any]]) -> list[str | dict[str, Any]]:
-        for step in steps:
-            if isinstance(step, dict) and len(step) != 1:
-                raise ValueError(f"a transform is one name or a one-key mapping, got {step!r}")
-            name = step if isinstance(step, str) else next(iter(step))
-            if name not in TRANSFORMS:
-                choices = ", ".join(TRANSFORMS)
-                raise ValueError(f"unknown transform {name!r}; choose one of: {choices}")
-        return steps
+    transforms: list[Annotated[str | dict[str, Any], AfterValidator(_known_transform)]] = Field(
+        default_factory=list
+    )
 
     @property
     def display(self) -> str:
@@ -229,13 +239,18 @@ class Spec(_Strict):
             "targets": [t.display for t in self.targets],
             "knowledge": [k.display for k in self.knowledge],
         }
+        problems = []
         for field, labels in groups.items():
             repeated = sorted({x for x in labels if labels.count(x) > 1})
             if repeated:
                 key = "name" if field == "datasets" else "label"
-                raise ValueError(
-                    f"{field}: {repeated[0]!r} appears twice; give each entry a distinct `{key}:`"
+                names = ", ".join(map(repr, repeated))
+                problems.append(
+                    f"{field}: {names} appear{'s' * (len(repeated) == 1)} more than once; "
+                    f"give each entry a distinct `{key}:`"
                 )
+        if problems:
+            raise ValueError("; ".join(problems))
         return self
 
     def surrogate_for(self, victim: ComponentSpec) -> ComponentSpec:
@@ -255,7 +270,7 @@ def parse_spec(raw: Mapping[str, Any]) -> Spec:
     try:
         spec = Spec.model_validate(dict(raw))
     except ValidationError as error:
-        raise ConfigError(_one_line(error)) from None
+        raise ConfigError(describe_validation_error(error, Spec)) from None
     check_components(spec)
     return spec
 
@@ -324,59 +339,6 @@ def _assign(node: Any, parts: list[str], value: Any, path: str) -> None:
     _assign(node[key], rest, value, path)
 
 
-def _one_line(error: ValidationError) -> str:
-    """The first pydantic error as ``path: problem``, plus how many more there are."""
-    errors = error.errors(include_url=False)
-    first = errors[0]
-    loc = [str(part) for part in first["loc"]]
-    path = ".".join(loc) or "spec"
-    if first["type"] == "extra_forbidden":
-        where = f" in {'.'.join(loc[:-1])}" if len(loc) > 1 else ""
-        allowed = _allowed_keys(first["loc"][:-1])
-        message = f"unknown key {loc[-1]!r}{where}" + (
-            f" (allowed: {', '.join(allowed)})" if allowed else ""
-        )
-    elif first["type"] == "missing":
-        message = f"{path}: required field is missing"
-    else:
-        text = first["msg"].removeprefix("Value error, ")
-        shown = first.get("input")
-        got = f" (got {shown!r})" if isinstance(shown, int | float | str) and loc else ""
-        message = f"{path}: {text}{got}"
-    more = len(errors) - 1
-    return message + (f" (and {more} more error{'s' * (more > 1)})" if more else "")
-
-
-def _allowed_keys(loc: Sequence[int | str]) -> list[str]:
-    """The field names of the model found at ``loc`` below :class:`Spec`."""
-    model: type[BaseModel] = Spec
-    for part in loc:
-        if isinstance(part, int):
-            continue
-        field = model.model_fields.get(str(part))
-        if field is None:
-            return []
-        nested = _model_in(field.annotation)
-        if nested is None:
-            return []
-        model = nested
-    return list(model.model_fields)
-
-
-def _model_in(annotation: Any) -> type[BaseModel] | None:
-    if inspect.isclass(annotation) and issubclass(annotation, BaseModel):
-        return annotation
-    for arg in getattr(annotation, "__args__", ()):
-        found = _model_in(arg)
-        if found is not None:
-            return found
-    for meta in getattr(annotation, "__metadata__", ()):
-        found = _model_in(meta)
-        if found is not None:
-            return found
-    return None
-
-
 # -- names, parameters and pairings -----------------------------------------------------------
 def component_class(family: str, table: Mapping[str, str], name: str) -> type | None:
     """The registered class, or None when its module cannot be imported yet (ConfigError for an
@@ -401,31 +363,38 @@ def attack_class_or_none(name: str) -> type | None:
 
 
 def check_components(spec: Spec) -> None:
-    """Names, constructor parameters and data-independent pairings (ConfigError)."""
-    victims = {}
+    """Names, constructor parameters and data-independent pairings: one ConfigError listing
+    every problem (see :func:`~recpoison.experiment.spec_errors.join_problems`)."""
+    problems = Problems()
+    victims: dict[int, type | None] = {}
     for i, victim in enumerate(spec.victims):
-        victims[i] = _checked(f"victims.{i}", "victim", VICTIMS, victim, RUNNER_VICTIM_PARAMS)
+        victims[i] = _checked(
+            problems, f"victims.{i}", "victim", VICTIMS, victim, RUNNER_VICTIM_PARAMS
+        )
     surrogate_cls = None
     if spec.surrogate is not None:
         surrogate_cls = _checked(
-            "surrogate", "victim", VICTIMS, spec.surrogate, RUNNER_VICTIM_PARAMS
+            problems, "surrogate", "victim", VICTIMS, spec.surrogate, RUNNER_VICTIM_PARAMS
         )
     if spec.detector is not None:
-        _checked("detector", "detector", DETECTORS, spec.detector, ("random_state",))
+        _checked(problems, "detector", "detector", DETECTORS, spec.detector, ("random_state",))
     if spec.remedy is not None:
-        _check_remedy(spec)
+        _check_remedy(spec, problems)
     attack_table = {NO_ATTACK: "", **ATTACKS}
     for i, attack in enumerate(spec.attacks):
         if attack.name == NO_ATTACK:
             if attack.params:
-                raise ConfigError(f"attacks.{i}: the 'none' attack takes no params")
+                problems.add(f"attacks.{i}: the 'none' attack takes no params")
             continue
         if attack.name not in attack_table:
             try:
-                resolve("attack", attack_table, attack.name)
+                resolve("attack", attack_table, attack.name)  # names 'none' among the choices
             except ConfigError as error:
-                raise ConfigError(f"attacks.{i}.name: {error}") from None
-        attack_cls = _checked(f"attacks.{i}", "attack", ATTACKS, attack, ("random_state",))
+                problems.add(f"attacks.{i}.name: {error}")
+                continue
+        attack_cls = _checked(
+            problems, f"attacks.{i}", "attack", ATTACKS, attack, ("random_state",)
+        )
         if attack_cls is None:
             continue
         requires = getattr(attack_cls, "requires", frozenset())
@@ -437,45 +406,51 @@ def check_components(spec: Spec) -> None:
                 and surrogate is not None
                 and "differentiable" not in surrogate.capabilities
             ):
-                raise ConfigError(
+                problems.add(
                     f"attacks.{i}: {attack.name} needs a differentiable surrogate "
                     f"and {label} is not one; set `surrogate:` to a neural victim"
                 )
         if goal_of(attack, attack_cls) not in ("availability", UNTARGETED):
             for t, target in enumerate(spec.targets):
                 if target.type == NO_TARGETS:
-                    raise ConfigError(
+                    problems.add(
                         f"attacks.{i}: {attack.name} needs target items but targets.{t} has "
                         "type 'none' (only attacks with goal 'availability' run without targets)"
                     )
         if "explicit_ratings" in requires:
             for d, dataset in enumerate(spec.datasets):
                 if dataset.binarized:
-                    raise ConfigError(
+                    problems.add(
                         f"attacks.{i}: {attack.name} needs explicit ratings but "
                         f"datasets.{d} is binarized"
                     )
     from recpoison.experiment.edge_spec import check_edge_spec
 
-    check_edge_spec(spec)
+    if all(attack.name in attack_table for attack in spec.attacks):  # else reported above
+        with problems.collect():  # its first problem
+            check_edge_spec(spec)
+    for d, dataset in enumerate(spec.datasets):
+        if spec.victim_data == "binarized" and dataset.binarized:
+            problems.add(
+                f"datasets.{d}: victim_data 'binarized' needs explicit data for the "
+                "attacks and the detector; remove `binarize` from its transforms"
+            )
     for j, cls in victims.items():
         caps = getattr(cls, "capabilities", None)
-        if caps is not None and spec.victim_data == "binarized" and "implicit" not in caps:
-            raise ConfigError(
+        if caps is None or "implicit" in caps:
+            continue
+        if spec.victim_data == "binarized":
+            problems.add(
                 f"victims.{j}: {spec.victims[j].name} needs explicit ratings but "
                 "victim_data is 'binarized'"
             )
         for d, dataset in enumerate(spec.datasets):
-            if spec.victim_data == "binarized" and dataset.binarized:
-                raise ConfigError(
-                    f"datasets.{d}: victim_data 'binarized' needs explicit data for the "
-                    "attacks and the detector; remove `binarize` from its transforms"
-                )
-            if caps is not None and dataset.binarized and "implicit" not in caps:
-                raise ConfigError(
+            if dataset.binarized:
+                problems.add(
                     f"victims.{j}: {spec.victims[j].name} needs explicit ratings "
                     f"but datasets.{d} is binarized; remove `binarize`"
                 )
+    problems.raise_any()
 
 
 def goal_of(attack: ComponentSpec, cls: type | None = None) -> str | None:
@@ -492,31 +467,33 @@ def goal_of(attack: ComponentSpec, cls: type | None = None) -> str | None:
     return parameter.default
 
 
-def _check_remedy(spec: Spec) -> None:
+def _check_remedy(spec: Spec, problems: Problems) -> None:
     from recpoison.experiment.measures.remedy import REMEDIES
 
     if spec.detector is None:
-        raise ConfigError("remedy: a remedy acts on flagged users; add a `detector:`")
+        problems.add("remedy: a remedy acts on flagged users; add a `detector:`")
     if spec.remedy.name not in REMEDIES:
         try:
             resolve("remedy", {name: "" for name in REMEDIES}, spec.remedy.name)
         except ConfigError as error:
-            raise ConfigError(f"remedy.name: {error}") from None
+            problems.add(f"remedy.name: {error}")
+            return
     valid = [p for p in inspect.signature(REMEDIES[spec.remedy.name].__init__).parameters]
     for key in spec.remedy.params:
         if key not in valid[1:]:
-            raise ConfigError(
+            problems.add(
                 f"remedy.params.{key}: {spec.remedy.name} has no parameter {key!r}; "
                 f"valid: {', '.join(valid[1:]) or 'none'}"
             )
 
 
 def check_data_pairings(spec: Spec, datasets: Sequence[Interactions]) -> None:
-    """The pairing checks that need the loaded data (ConfigError)."""
+    """The pairing checks that need the loaded data (one ConfigError listing every problem)."""
+    problems = Problems()
     for d, data in enumerate(datasets):
         if spec.victim_data == "binarized":
             if data.is_implicit:
-                raise ConfigError(
+                problems.add(
                     f"datasets.{d} ({data.name}) is implicit; victim_data 'binarized' is for "
                     "explicit data (drop it)"
                 )
@@ -525,38 +502,43 @@ def check_data_pairings(spec: Spec, datasets: Sequence[Interactions]) -> None:
             cls = component_class("victim", VICTIMS, victim.name)
             caps = getattr(cls, "capabilities", frozenset())
             if data.is_implicit and "implicit" not in caps:
-                raise ConfigError(
+                problems.add(
                     f"victims.{j}: {victim.name} needs explicit ratings; "
                     f"datasets.{d} ({data.name}) is implicit"
                 )
             if not data.is_implicit and "explicit" not in caps:
-                raise ConfigError(
+                problems.add(
                     f"victims.{j}: {victim.name} trains on implicit feedback; add "
                     f"`binarize` to the transforms of datasets.{d}"
                 )
         for i, attack in enumerate(spec.attacks):
             cls = attack_class_or_none(attack.name)
             if cls is not None and "explicit_ratings" in cls.requires and data.is_implicit:
-                raise ConfigError(
+                problems.add(
                     f"attacks.{i}: {attack.name} needs explicit ratings; "
                     f"datasets.{d} ({data.name}) is implicit"
                 )
+    problems.raise_any()
 
 
 def _checked(
+    problems: Problems,
     path: str,
     family: str,
     table: Mapping[str, str],
     component: ComponentSpec,
     reserved: Sequence[str],
 ) -> type | None:
+    """The component's class (None when unknown or not importable yet); its name and params
+    checked, each problem added to ``problems``."""
     try:
         cls = component_class(family, table, component.name)
     except ConfigError as error:
-        raise ConfigError(f"{path}.name: {error}") from None
+        problems.add(f"{path}.name: {error}")
+        return None
     for key in component.params:
         if key in reserved:
-            raise ConfigError(
+            problems.add(
                 f"{path}.params.{key}: set by the runner (use the spec's retrains / seed / device)"
             )
     if cls is not None:
@@ -564,8 +546,8 @@ def _checked(
         accepts_any = any(p.kind is p.VAR_KEYWORD for p in signature.parameters.values())
         valid = [p for p in signature.parameters if p != "self"]
         for key in component.params:
-            if not accepts_any and key not in valid:
-                raise ConfigError(
+            if not accepts_any and key not in valid and key not in reserved:
+                problems.add(
                     f"{path}.params.{key}: {component.name} has no parameter "
                     f"{key!r}; valid: {', '.join(valid)}"
                 )

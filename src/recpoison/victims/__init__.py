@@ -13,6 +13,7 @@ VICTIMS: dict[str, str] = {
     "mlp": "recpoison.victims.neural:MLP",
     "als-mf": "recpoison.victims.mf:ALSMF",
     "nuclear-norm": "recpoison.victims.nuclear:NuclearNormMF",
+    "random-walk": "recpoison.victims.random_walk:RandomWalk",
 }
 
 

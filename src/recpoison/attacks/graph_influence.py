@@ -1,0 +1,96 @@
+"""Influence of normal users on a target item in the random-walk recommender (Fang et al. 2020).
+
+Section 7.1, Eqs. (24)-(29): removing edge (k, j) changes user u's stationary probability of the
+target t by ``δ((k,j), p_ut) = ∂p_ut/∂q_kj = (1 − α) p_uj M(t, k)`` with
+``M = (I − (1 − α) Q)⁻¹`` (Eq. 28), summed over the normal users into ``φ((k,j), t)`` (Eq. 29),
+and over the edges of user k into ``π(k, t) = Σ_{j∈Ω_k} φ((k,j), t)`` (Eq. 8). Summing first:
+
+    ``π(k, t) = (1 − α) · M(t, k) · Σ_{j∈Ω_k} s_j``,  with  ``s = Σ_{u∈U} p_u = α M 1_U``,
+
+so two linear solves give the influence of every user: row t of M (``x = e_t + (1 − α) Qᵀ x``)
+and ``s`` (``x = α 1_U + (1 − α) Q x``), each by fixed-point iteration. For row t of M, ``T``
+iterations are the paper's truncated Taylor series ``M ≈ I + Σ_{i=1}^{T} (1 − α)^i Q^i``
+(``series_terms`` = T; ``None`` iterates to convergence); ``s`` sums the walks' stationary
+distributions and is always solved to convergence. M is never formed: cost O(iterations x
+nnz). ``Q`` is the matrix of Eq. (22) in :mod:`recpoison.victims.random_walk`'s orientation,
+so ``M(t, k)`` is the expected number of visits to item t of a walk (without restart) started
+at k, discounted by ``1 − α``. Every term is non-negative, so the absolute value of Eq. (13)
+changes nothing here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import torch
+
+from recpoison.victims.random_walk import BipartiteWalk, solve_fixed_point
+
+#: Fixed-point tolerance of the influence solves when ``series_terms`` is None.
+INFLUENCE_TOL = 1e-8
+#: Iteration cap of those solves.
+INFLUENCE_MAX_ITER = 500
+
+
+def user_influence(
+    walk: BipartiteWalk,
+    targets: np.ndarray,
+    normal: np.ndarray,
+    alpha: float,
+    series_terms: int | None = None,
+) -> np.ndarray:
+    """``π(k, t)`` (Eq. 8 with Eqs. 28-29) of every user k, summed over ``targets``.
+
+    ``normal`` is the boolean mask of the normal users ``U`` over whom Eq. (29) sums.
+    Returns a float64 array ``[n_users]``.
+    """
+    decay = 1.0 - alpha
+    if series_terms is None:
+        tol, max_iter = INFLUENCE_TOL, INFLUENCE_MAX_ITER
+    else:  # exactly T terms of the series (T = 0: M ≈ I)
+        tol, max_iter = 0.0, int(series_terms)
+    dtype, device = walk.user_degree.dtype, walk.user_degree.device
+    row_source = torch.zeros((walk.n_nodes, 1), dtype=dtype, device=device)
+    row_source[walk.n_users + torch.as_tensor(targets, device=device), 0] = 1.0
+    walk_source = torch.zeros((walk.n_nodes, 1), dtype=dtype, device=device)
+    walk_source[: walk.n_users, 0] = alpha * torch.as_tensor(normal, dtype=dtype, device=device)
+    m_row, _ = solve_fixed_point(walk.step_transposed, row_source, decay, tol, max_iter)
+    visits, _ = solve_fixed_point(  # the stationary p_u themselves are never truncated
+        walk.step, walk_source, decay, INFLUENCE_TOL, INFLUENCE_MAX_ITER
+    )
+    edge_sums = walk.entries.pattern_mm(visits[walk.n_users :])  # Σ_{j∈Ω_k} s_j
+    influence = decay * m_row[: walk.n_users, 0] * edge_sums[:, 0]
+    return influence.double().cpu().numpy()
+
+
+def greedy_selection(
+    marginal_gain: Callable[[np.ndarray], np.ndarray],
+    candidates: np.ndarray,
+    budget: int,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Algorithm 1 (greedy influential user selection), as published.
+
+    Each round recomputes ``marginal_gain(selected)`` (the gain ``F(S ∪ {k}) − F(S)`` of every
+    candidate k) and adds the best remaining candidate, ties broken at random. Returns the
+    selected users in the order chosen and ``F`` along the path (``F(S_1), ..., F(S_Δ)``).
+    With the additive ``F`` of Eq. (9) the gain of k is ``π(k, t)`` whatever S, so the result is
+    the Δ largest ``π`` (the greedy path is then exactly the top-Δ).
+    """
+    candidates = np.asarray(candidates, dtype=np.int64)
+    budget = min(budget, len(candidates))
+    available = np.ones(len(candidates), dtype=bool)
+    selected: list[int] = []
+    path: list[float] = []
+    total = 0.0
+    for _ in range(budget):
+        gains = np.asarray(marginal_gain(candidates[~available]), dtype=np.float64)
+        gains = np.where(available, gains, -np.inf)
+        best = np.flatnonzero(gains == gains.max())
+        pick = int(rng.choice(best)) if len(best) > 1 else int(best[0])
+        available[pick] = False
+        total += float(gains[pick])
+        selected.append(int(candidates[pick]))
+        path.append(total)
+    return np.asarray(selected, dtype=np.int64), np.asarray(path)
