@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml
 	  $(BIN)/python -m pip install -q --only-binary=:all: "torch==$(TORCH_VERSION)+cpu" 2>/dev/null || \
 	  $(BIN)/python -m pip install -q "torch==$(TORCH_VERSION)+cpu" --index-url https://download.pytorch.org/whl/cpu; \
 	fi
-	$(BIN)/python -m pip install -q -e ".[dev,ray]"
+	$(BIN)/python -m pip install -q -e ".[dev,ray,implicit]"
 	touch $(STAMP)
 
 run: $(STAMP)

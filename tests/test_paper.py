@@ -28,9 +28,8 @@ from recpoison.presets import load_preset, preset_names
 #: Attacks and presets another piece of work adds (issue 11: Fang 2020).
 PENDING_ATTACKS = dict.fromkeys(["graph-attack", "s-graph"])
 #: Packaged presets that meet fewer than two of their paper's attacks until the attacks land:
-#: aravind-thesis only the random-edge baseline (its meta attacks are a commented block).
-#: Raise these as they land.
-PAPER_ATTACKS_MET = {"aravind-thesis": 1}
+#: none at present. Raise them as attacks land.
+PAPER_ATTACKS_MET: dict[str, int] = {}
 PENDING_PRESETS = {"fang2020-graph"}
 
 
@@ -387,11 +386,11 @@ def test_report_paper_end_to_end(cli, planted_csv, tmp_path):
 
 def test_attacks_match_by_their_parameters_or_defaults():
     """The thesis's baseline of Tables 4.2-4.6 flips real users' edges: random-edges with its
-    default new_users = 0 matches it, the new-users variant does not."""
+    default new_users = 0 matches it, the new-users variant does not (Meta-Attack is `meta`)."""
     spec = parse_spec(load_preset("aravind-thesis"))
     report = _synthetic_report(spec, ("train_accuracy",), np.random.default_rng(2))
     comparison = compare_with_paper(report, spec, "aravind-thesis")
-    assert set(comparison["attack"]) == {"none", "random-edges"}
+    assert set(comparison["attack"]) == {"none", "random-edges", "meta"}
     assert {"random-edges-new-users"} <= {a.display for a in spec.attacks}
 
 

@@ -35,7 +35,9 @@ def train(
     source: str = typer.Argument(..., help="Bundled dataset name or path to a ratings file."),
     format: str | None = typer.Option(None, "--format", help="File format (see `datasets list`)."),
     columns: str | None = typer.Option(None, help="CSV columns, e.g. user=uid,item=iid,rating=r"),
-    victim: str = typer.Option("neumf", help="Victim name (see the README table)."),
+    victim: str = typer.Option(
+        "neumf", help="Victim name (see the README table), or your class as module:Class."
+    ),
     epochs: int | None = typer.Option(
         None, help="Training epochs (the victim's default if unset)."
     ),
@@ -59,7 +61,7 @@ def train(
     data = load_dataset(source, format=format, columns=parse_columns(columns) if columns else None)
     if "implicit" in cls.capabilities and "explicit" not in cls.capabilities:
         data = binarize(data)
-    elif data.is_implicit:
+    elif data.is_implicit and "implicit" not in cls.capabilities:
         raise ConfigError(f"victim {victim!r} needs explicit ratings; {data.name} is implicit")
     model = cls(n_replicas=replicas, random_state=seed, device=device, **params)
     train_data, test_items = leave_one_out(data, random_state=seed)

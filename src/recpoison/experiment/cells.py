@@ -161,6 +161,19 @@ def attacker_view(
     return data
 
 
+def attacker_config(config: dict[str, Any]) -> dict[str, Any]:
+    """The part of a cell's config that seeds its fake users and the attacker's surrogate.
+
+    With a spec-level ``surrogate:`` (``shared_attacker`` in the config) the attacker knows
+    nothing of the victim, so the victim is left out: every victim of the spec faces the same
+    fake users (a transfer table). The remedy is always left out (:func:`before_remedy`).
+    """
+    seeded = before_remedy(config)
+    if not seeded.get("shared_attacker"):
+        return seeded
+    return {k: v for k, v in seeded.items() if k not in ("victim", "shared_attacker")}
+
+
 # -- execution ----------------------------------------------------------------------------------
 def execute_cell(
     config: dict[str, Any],
@@ -314,7 +327,7 @@ def _poison(
             "set has none (type 'none' is for availability attacks only)"
         )
     attacked = [np.zeros(0, dtype=np.int64)] if untargeted else [np.array([t]) for t in targets]
-    seeds = [stable_seed("attack", before_remedy(config), t) for t in range(len(attacked))]
+    seeds = [stable_seed("attack", attacker_config(config), t) for t in range(len(attacked))]
     attack, surrogate = _attack_and_surrogate(config, device, 0)
     per_target_view = config["knowledge"]["kind"] == "hops"
     if hasattr(attack, "generate_many") and not per_target_view:  # all targets at once
@@ -365,7 +378,7 @@ def _attack_and_surrogate(
         surrogate = make_victim(
             config["surrogate"]["name"],
             **config["surrogate"]["params"],
-            random_state=stable_seed("surrogate", before_remedy(config), t),
+            random_state=stable_seed("surrogate", attacker_config(config), t),
             device=device,
         )
     return attack, surrogate

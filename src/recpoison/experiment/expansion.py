@@ -94,6 +94,8 @@ def expand_cells(spec: Spec) -> list[Cell]:
         }
         if spec.victim_data != "as-is":  # only when set, so that existing cell keys stay valid
             base["victim_data"] = spec.victim_data
+        if spec.surrogate is not None:  # the same fake users for every victim (cells.py)
+            base["shared_attacker"] = True
         if is_untargeted(spec):  # edge attacks: every cell measures accuracy / AUROC
             base.update(protocol="untargeted", negative_ratio=spec.negative_ratio)
         remedy = {"remedy": spec.remedy.key()} if spec.remedy else {}

@@ -44,7 +44,7 @@ from recpoison.detectors import DETECTORS
 from recpoison.errors import ConfigError
 from recpoison.experiment.spec_errors import Problems, describe_validation_error
 from recpoison.registry import resolve
-from recpoison.victims import VICTIMS
+from recpoison.victims import VICTIMS, victim_class
 
 logger = logging.getLogger(__name__)
 
@@ -179,10 +179,12 @@ class Spec(_Strict):
     """An experiment: datasets x victims x attacks x sizes x target sets x knowledge x fillers.
 
     ``surrogate`` (default: each victim itself, i.e. white-box) is what surrogate-based attacks
-    optimize against; a different one measures transfer. ``retrains`` victims are trained from
-    scratch per target and cell; ``ks`` are the list lengths of HR_t@K; ``n_fillers`` (optional)
-    sweeps the attacks' filler count; ``victim_quality`` adds leave-one-out HR@10/NDCG@10 of each
-    clean victim; ``rmse_holdout`` is the test fraction for RMSE of explicit victims (0: off).
+    optimize against; a different one measures transfer, and with it set every victim of the
+    spec faces the same fake users (their seeds leave the victim out). ``retrains`` victims are
+    trained from scratch per target and cell; ``ks`` are the list lengths of HR_t@K;
+    ``n_fillers`` (optional) sweeps the attacks' filler count; ``victim_quality`` adds
+    leave-one-out HR@10/NDCG@10 of each clean victim; ``rmse_holdout`` is the test fraction for
+    RMSE of explicit victims (0: off).
     ``victim_data: binarized`` keeps the datasets explicit for the attacks and the detector (fake
     users get explicit ratings; profile features need them) and trains and measures the victims
     on the binarized data (Huang et al. 2021, section VI: NeuMF on implicit data, detection on
@@ -342,7 +344,9 @@ def _assign(node: Any, parts: list[str], value: Any, path: str) -> None:
 # -- names, parameters and pairings -----------------------------------------------------------
 def component_class(family: str, table: Mapping[str, str], name: str) -> type | None:
     """The registered class, or None when its module cannot be imported yet (ConfigError for an
-    unknown name)."""
+    unknown name). A victim may also be a user's class given as ``module:Class``."""
+    if family == "victim" and ":" in name:
+        return victim_class(name)
     if name not in table:
         resolve(family, table, name)
     module_name = table[name].split(":")[0]
@@ -478,6 +482,19 @@ def _check_remedy(spec: Spec, problems: Problems) -> None:
         except ConfigError as error:
             problems.add(f"remedy.name: {error}")
             return
+    if spec.remedy.name == "sisa":
+        from recpoison.victims.neural import NCFRecommender
+
+        for j, victim in enumerate(spec.victims):
+            try:
+                cls = component_class("victim", VICTIMS, victim.name)
+            except ConfigError:
+                continue  # an unknown victim is reported with its own path
+            if cls is not None and not issubclass(cls, NCFRecommender):
+                problems.add(
+                    f"remedy: sisa trains neural victims (neumf, gmf, mlp) slice by slice; "
+                    f"victims.{j} ({victim.name}) is not one"
+                )
     valid = [p for p in inspect.signature(REMEDIES[spec.remedy.name].__init__).parameters]
     for key in spec.remedy.params:
         if key not in valid[1:]:

@@ -1,4 +1,8 @@
-"""Victims: the recommenders under attack. ``VICTIMS`` is the one registry of their names."""
+"""Victims: the recommenders under attack. ``VICTIMS`` is the one registry of their names.
+
+A name that is a dotted path ``package.module:Class`` names a user's own class instead
+(:mod:`recpoison.victims.external`).
+"""
 
 from __future__ import annotations
 
@@ -14,11 +18,21 @@ VICTIMS: dict[str, str] = {
     "als-mf": "recpoison.victims.mf:ALSMF",
     "nuclear-norm": "recpoison.victims.nuclear:NuclearNormMF",
     "random-walk": "recpoison.victims.random_walk:RandomWalk",
+    "implicit-als": "recpoison.victims.implicit_models:ImplicitALS",
+    "implicit-bpr": "recpoison.victims.implicit_models:ImplicitBPR",
+    "implicit-lmf": "recpoison.victims.implicit_models:ImplicitLMF",
+    "implicit-cosine": "recpoison.victims.implicit_models:ImplicitCosine",
+    "implicit-tfidf": "recpoison.victims.implicit_models:ImplicitTFIDF",
+    "implicit-bm25": "recpoison.victims.implicit_models:ImplicitBM25",
 }
 
 
 def victim_class(name: str) -> type[Recommender]:
-    """The victim class registered as ``name``."""
+    """The victim class registered as ``name``, or the user's class at a ``module:Class`` path."""
+    if ":" in name:
+        from recpoison.victims.external import external_victim
+
+        return external_victim(name)
     return resolve("victim", VICTIMS, name)
 
 

@@ -6,8 +6,17 @@ measured over the normal users *not* flagged (flagged users are no longer part o
 This runs whenever a cell has a detector. With ``remedy: {name: retrain}`` in the spec the cell
 also records, in its info under ``"remedy"``, the seconds the remedy took and the remedied
 victim's quality (leave-one-out HR@10 / NDCG@10 over the remaining normal users, one extra fit
-per poisoned dataset). Other remedies (e.g. SISA unlearning) implement :class:`Remedy` and are
-registered in :data:`REMEDIES`.
+per poisoned dataset). Other remedies implement :class:`Remedy` and are registered in
+:data:`REMEDIES`.
+
+``sisa`` (the report's second remedy, machine unlearning; :class:`recpoison.remedies.SISA`):
+the deployed system is a SISA ensemble of the victim (``shards`` x ``slices``) trained on the
+poisoned data; the remedy unlearns the flagged users, retraining only the shards that held them.
+HR_t is measured on the unlearned ensemble; the info records the seconds of unlearning
+(``seconds``), of the ensemble's own fit (``fit_seconds``), of a full retrain of the victim on
+the same cleaned data (``retrain_seconds``, the cost the remedy is compared with), the share of
+slice steps retrained, and the unlearned ensemble's leave-one-out quality (a second ensemble
+fitted on the held-out split of the poisoned data, then unlearning the same users).
 """
 
 from __future__ import annotations
@@ -23,9 +32,10 @@ from recpoison.data import transforms
 from recpoison.data.interactions import Interactions
 from recpoison.detectors.protocol import DetectionResult, empty_flagged
 from recpoison.errors import ConfigError
-from recpoison.experiment.measures.base import Measurement
+from recpoison.experiment.measures.base import Fit, Measurement
 from recpoison.experiment.measures.quality import fit_without_held_out, quality_rows
 from recpoison.experiment.measures.target_hr import TargetHits
+from recpoison.remedies import SISA
 from recpoison.victims.base import Recommender
 
 
@@ -114,8 +124,82 @@ class RetrainRemedy:
         return quality_rows(model, train, test_items, context.seed)
 
 
+class SisaRemedy:
+    """Unlearn the flagged users from a SISA ensemble of the victim (see the module doc)."""
+
+    name: ClassVar[str] = "sisa"
+
+    def __init__(self, shards: int = 5, slices: int = 5, slicing: str = "random") -> None:
+        self.shards, self.slices, self.slicing = shards, slices, slicing
+
+    def apply(
+        self,
+        poisoned: list[Interactions],
+        detections: list[DetectionResult],
+        context: RemedyContext,
+    ) -> RemedyOutcome:
+        cleaned = [empty_flagged(d, r.flagged) for d, r in zip(poisoned, detections, strict=True)]
+        views = [
+            context.victim_view(c.replace(is_fake=d.is_fake | r.flagged))
+            for c, d, r in zip(cleaned, poisoned, detections, strict=True)
+        ]
+        hits = TargetHits(context.targets, context.ks, context.retrains, views, "_detected")
+        info: dict[str, Any] = {"name": self.name, "seconds": 0.0, "fit_seconds": 0.0}
+        steps = total = 0
+        quality = []
+        for t, (data, result) in enumerate(zip(poisoned, detections, strict=True)):
+            context.say(f"remedy sisa: ensemble {t + 1}/{len(poisoned)}, unlearning")
+            ensemble = self._ensemble(context).fit(context.victim_view(data))
+            unlearned = ensemble.unlearn(result.flagged)
+            hits.observe(Fit(ensemble, views, [t], False, context.retrains))
+            info["seconds"] += unlearned.seconds
+            info["fit_seconds"] += ensemble.fit_seconds_
+            steps += unlearned.info["slice_steps_retrained"]
+            total += unlearned.info["slice_steps_total"]
+            quality.append(self._quality(context.victim_view(data), result.flagged, context))
+        context.say("remedy sisa: a full retrain, for its seconds")
+        started = time.perf_counter()
+        context.retrain(cleaned, [])
+        info.update(
+            retrain_seconds=time.perf_counter() - started,
+            retrained_share=steps / total if total else 0.0,
+            quality=quality,
+        )
+        return RemedyOutcome(hits, info)
+
+    def _ensemble(self, context: RemedyContext) -> SISA:
+        victim = context.new_victim(context.retrains)
+        params = {
+            key: value
+            for key, value in victim.get_params().items()
+            if key not in ("n_replicas", "random_state", "device", "seeds")
+        }
+        return SISA(
+            victim=victim.name,
+            victim_params=params,
+            shards=self.shards,
+            slices=self.slices,
+            slicing=self.slicing,  # type: ignore[arg-type]
+            n_replicas=context.retrains,
+            random_state=context.seed,
+            device=victim.device,
+        )
+
+    def _quality(
+        self, data: Interactions, flagged: np.ndarray, context: RemedyContext
+    ) -> list[dict[str, Any]]:
+        """Leave-one-out HR@10 / NDCG@10 of an ensemble fitted on the held-out split of the
+        poisoned ``data`` that then unlearned ``flagged`` (who no longer count as users)."""
+        train, test_items = transforms.leave_one_out(data, random_state=context.seed)
+        ensemble = self._ensemble(context)
+        fit_without_held_out(ensemble, train, test_items)
+        ensemble.unlearn(flagged)
+        gone = train.replace(is_fake=train.is_fake | flagged)
+        return quality_rows(ensemble, gone, test_items, context.seed)
+
+
 #: Remedies a spec may name (``remedy: {name: ...}``).
-REMEDIES: dict[str, type] = {"retrain": RetrainRemedy}
+REMEDIES: dict[str, type] = {"retrain": RetrainRemedy, "sisa": SisaRemedy}
 
 
 def make_remedy(spec: dict[str, Any] | None) -> Remedy:
