@@ -8,7 +8,9 @@ availability shifts, t-test), availability attacks without targets, and detectio
 HR_t after removing flagged users) with ``victim_data: binarized``. Integers must match exactly,
 floats to 1e-9 relative. The ``quick-like`` rows were recomputed once, on purpose, when
 poison-model's default schedule became the authors' procedure (its targets then generated
-together as stacked replicas); the other specs are still those of b55588e.
+together as stacked replicas), and the PGA cell of ``availability`` once when PGA's step size
+became a backtracking line search (its ``none`` cell is unchanged); the other specs are still
+those of b55588e.
 """
 
 import json

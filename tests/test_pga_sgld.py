@@ -323,3 +323,16 @@ def test_pga_and_sgld_need_explicit_ratings(tiny_implicit):
     for name in ("pga", "sgld"):
         with pytest.raises(ConfigError, match="explicit"):
             make_attack(name).generate(tiny_implicit, [], 2)
+
+
+def test_availability_attacks_beat_the_random_attack_on_their_utility(data, clean, profiles):
+    """Issue: the optimised attacks must beat a random attack of the same size on the utility
+    they optimise (RMS change of the unrated predictions), with their default step rules."""
+    target = [int(np.argsort(np.bincount(data.matrix.indices))[100])]
+    random = make_attack("random", n_fillers=B).generate(data, target, N_FAKE, random_state=0)
+    baseline = availability_utility(clean, _retrain(data, random))[0]
+    for name in ("pga", "sgld"):
+        shift = availability_utility(clean, _retrain(data, profiles[name]))[0]
+        assert shift > 1.2 * baseline, (name, shift, baseline)
+    steps = profiles["pga"].info["step_history"]
+    assert len(steps) == 20 and max(steps) > 0.2  # the line search grew the step

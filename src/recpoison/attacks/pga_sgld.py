@@ -18,9 +18,10 @@ snapped to the data's rating values (each fake user has exactly ``n_fillers`` fi
 targets for the integrity and hybrid goals, rated at the bound of ``sign w(j)``).
 
 Choices the paper leaves open (documented on each class): the step-size sequence of Eq. (10)
-(``s_t = step_size · Λ / ‖∇‖_max``), the gradient (``"cg"``, exact, by default — the closed form
-of Eq. 12, ``"block"``, gives a zero gradient to every filler for the integrity goal), and for
-SGLD the scale of β, a per-item step size and truncation to the box after each step.
+(``s_t = step · Λ / ‖∇‖_max``, ``step`` by a backtracking line search), the gradient (``"cg"``,
+exact, by default — the closed form of Eq. 12, ``"block"``, gives a zero gradient to every
+filler for the integrity goal), and for SGLD the scale of β, a per-item step size and
+truncation to the box after each step.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ import scipy.sparse as sp
 import torch
 
 from recpoison.attacks.base import Attack
+from recpoison.attacks.factorization_problems import DTYPE, ALSProblem, NuclearProblem
 from recpoison.attacks.kkt import (
     Factors,
     Method,
@@ -46,93 +48,15 @@ from recpoison.data.interactions import FakeProfiles, Interactions
 from recpoison.errors import ConfigError
 from recpoison.utils import RandomState, check_random_state, derive_seed, resolve_device
 from recpoison.victims.base import Recommender
-from recpoison.victims.mf import ALSMF, Center, Entries, als, initial_items, rating_offset
-from recpoison.victims.nuclear import NuclearNormMF, soft_impute
+from recpoison.victims.mf import ALSMF, Center, Entries, rating_offset
+from recpoison.victims.nuclear import NuclearNormMF
 
 logger = logging.getLogger(__name__)
 
 Goal = Literal["availability", "integrity", "hybrid"]
 Utility = Callable[[torch.Tensor, torch.Tensor], tuple[float, Factors]]
-DTYPE = torch.float64
-#: ALS sweeps refining the nuclear-norm solution's balanced factors before differentiating.
-_POLISH_SWEEPS = 10
-
-
-# -- the attacker's copy of the victim's training problem ---------------------------------------
-class _ALSProblem:
-    """Eq. (4) solved by ALS, warm-started from the previous item factors."""
-
-    kind = "als-mf"
-
-    def __init__(
-        self,
-        rank: int,
-        lambda_u: float,
-        lambda_v: float,
-        n_items: int,
-        seed: int,
-        device: torch.device,
-    ) -> None:
-        self.lambda_u, self.lambda_v = lambda_u, lambda_v
-        self.items = initial_items(n_items, rank, seed, DTYPE, device)[None]
-
-    def solve(self, entries: Entries, iterations: int) -> Factors:
-        users, self.items, _ = als(
-            entries, self.items, self.lambda_u, self.lambda_v, iterations, record=False
-        )
-        return users[0], self.items[0]
-
-
-class _NuclearProblem:
-    """Eq. (5) solved by soft-impute; returns the balanced factors ``(UΣ^½, VΣ^½)`` (see kkt)."""
-
-    kind = "nuclear-norm"
-
-    def __init__(
-        self, lam: float, max_rank: int, oversampling: int, power_iterations: int, seed: int
-    ) -> None:
-        self.lambda_u = self.lambda_v = lam
-        self.max_rank, self.oversampling, self.power_iterations = (
-            max_rank,
-            oversampling,
-            power_iterations,
-        )
-        self.gen = torch.Generator().manual_seed(seed)
-        self.factors: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
-
-    def solve(self, entries: Entries, iterations: int) -> Factors:
-        init = self.factors
-        if init is not None and init[0].shape[0] < entries.shape[0]:
-            extra = entries.shape[0] - init[0].shape[0]
-            init = (torch.nn.functional.pad(init[0], (0, 0, 0, extra)), init[1], init[2])
-        self.factors, _ = soft_impute(
-            entries,
-            self.lambda_u,
-            self.max_rank,
-            iterations,
-            0.0,
-            self.gen,
-            init,
-            self.oversampling,
-            self.power_iterations,
-        )
-        _, s, v = self.factors
-        if s.numel() == 0:
-            raise ConfigError(
-                f"the nuclear-norm model of these data has rank 0 (lam = "
-                f"{self.lambda_u} thresholds every singular value); lower lam"
-            )
-        # A few exact ALS sweeps on the equivalent factored problem (see kkt) make the point
-        # stationary up to round-off, so its Hessian is the one the implicit gradient needs.
-        users, items, _ = als(
-            entries,
-            (v * s.sqrt())[None],
-            self.lambda_u,
-            self.lambda_v,
-            _POLISH_SWEEPS,
-            record=False,
-        )
-        return users[0], items[0]
+#: Halvings of PGA's step size tried before an iteration is declared a local maximum.
+_MAX_BACKTRACKS = 8
 
 
 # -- shared machinery ----------------------------------------------------------------------------
@@ -155,8 +79,8 @@ class _FactorizationAttack(Attack):
         rank: int = 10,
         lambda_u: float = 10.0,
         lambda_v: float = 10.0,
-        fit_iterations: int = 50,
-        inner_iterations: int = 10,
+        fit_iterations: int = 100,
+        inner_iterations: int = 20,
         gradient: Method = "cg",
         cg_iterations: int = 20,
         device: str = "auto",
@@ -187,21 +111,24 @@ class _FactorizationAttack(Attack):
         return torch.as_tensor(rng.uniform(low, high, run.n_free), dtype=DTYPE, device=run.device)
 
     def _step(
-        self, run: _Run, values: torch.Tensor, grad: torch.Tensor, t: int, gen: torch.Generator
-    ) -> torch.Tensor:
-        """Eq. (10): ``Proj(M̃ + s_t ∇R)`` with ``s_t = step_size · Λ / ‖∇R‖_max``."""
-        scale = grad.abs().max()
-        if scale > 0:
-            values = values + self.step_size * run.half_range / scale * grad
-        return values.clamp(*run.box)
+        self,
+        run: _Run,
+        values: torch.Tensor,
+        grad: torch.Tensor,
+        t: int,
+        gen: torch.Generator,
+    ) -> tuple[torch.Tensor, Factors, float]:
+        """One step from ``values`` (gradient ``grad``): the new values, the victim refitted on
+        them and their utility."""
+        raise NotImplementedError
 
     def _problem(
         self, surrogate: Recommender | None, n_items: int, seed: int
-    ) -> tuple[_ALSProblem | _NuclearProblem, Center]:
+    ) -> tuple[ALSProblem | NuclearProblem, Center]:
         """The victim model to optimise against, and its rating centering."""
         device = resolve_device(self.device)
         if isinstance(surrogate, NuclearNormMF):
-            return _NuclearProblem(
+            return NuclearProblem(
                 surrogate.lam,
                 surrogate.max_rank,
                 surrogate.oversampling,
@@ -209,7 +136,7 @@ class _FactorizationAttack(Attack):
                 seed,
             ), surrogate.center
         if isinstance(surrogate, ALSMF):
-            return _ALSProblem(
+            return ALSProblem(
                 surrogate.rank, surrogate.lambda_u, surrogate.lambda_v, n_items, seed, device
             ), surrogate.center
         if surrogate is not None:
@@ -219,7 +146,7 @@ class _FactorizationAttack(Attack):
                 self.name,
                 type(surrogate).__name__,
             )
-        return _ALSProblem(self.rank, self.lambda_u, self.lambda_v, n_items, seed, device), "scale"
+        return ALSProblem(self.rank, self.lambda_u, self.lambda_v, n_items, seed, device), "scale"
 
     # -- entry point ---------------------------------------------------------------------------
     def generate(
@@ -248,13 +175,11 @@ class _FactorizationAttack(Attack):
         values = self._initial_values(run, rng)
         gen = torch.Generator().manual_seed(derive_seed(rng))
         history, residuals = [], []
-        for t in range(self.n_iter + 1):
-            users, items = run.solve(
-                values, self.fit_iterations if t == 0 else self.inner_iterations
-            )
-            value, grad_theta = run.utility(users, items)
-            history.append(value)
-            if t == self.n_iter:
+        users, items = run.solve(values, self.fit_iterations)
+        value = run.utility(users, items)[0]
+        history.append(value)
+        for t in range(self.n_iter):
+            if run.converged:
                 break
             grad, residual = implicit_gradient(
                 run.entries(values),
@@ -262,14 +187,15 @@ class _FactorizationAttack(Attack):
                 items,
                 problem.lambda_u,
                 problem.lambda_v,
-                grad_theta,
+                run.utility(users, items)[1],
                 run.free_rows,
                 run.free_cols,
                 self.gradient,
                 self.cg_iterations,
             )
             residuals.append(residual)
-            values = self._step(run, values, grad, t, gen)
+            values, (users, items), value = self._step(run, values, grad, t, gen)
+            history.append(value)
             logger.debug("%s iteration %d: utility %.6g", self.name, t, value)
         matrix = run.project(values)
         users, items = run.solve_profiles(matrix, self.fit_iterations)
@@ -283,6 +209,8 @@ class _FactorizationAttack(Attack):
             "utility_final": history[-1],
             "utility_projected": run.utility(users, items)[0],
             "cg_residual_max": max(residuals, default=float("nan")),
+            "converged": run.converged,
+            "step_history": run.steps,
             "seconds": time.perf_counter() - started,
         }
         logger.info(
@@ -330,7 +258,7 @@ class _Run:
         train: Interactions,
         targets: np.ndarray,
         n_fake: int,
-        problem: _ALSProblem | _NuclearProblem,
+        problem: ALSProblem | NuclearProblem,
         center: Center,
         rng: np.random.Generator,
     ) -> None:
@@ -356,6 +284,10 @@ class _Run:
         self.weights = torch.as_tensor(weights, dtype=DTYPE, device=self.device)
         self.prior: tuple[torch.Tensor, torch.Tensor]  # SGLD: (ξ_j, σ_j²) of the free entries
         self.utility_scale = 1.0  # SGLD: R's scale, set at the first step
+        self.step = attack.step_size  # PGA: the current step size of the line search
+        self.steps: list[float] = []  # PGA: the step size accepted at each iteration (0: none)
+        self.converged = False  # PGA: no ascent step found (a local maximum)
+        self.polished = False  # PGA: the victim was just fitted ``fit_iterations`` more sweeps
         self._layout(rng)
         self.clean = problem.solve(self.normal, attack.fit_iterations)
 
@@ -484,12 +416,16 @@ class PGAAttack(_FactorizationAttack):
     """Projected gradient ascent on the fake ratings (Li et al. 2016, Algorithm 1, §4.1-4.2).
 
     Each fake user rates ``n_fillers`` (B) items drawn uniformly at random, with ratings drawn
-    uniformly in the scale (Alg. 1 line 2); the ratings then follow Eq. (10) for ``n_iter`` steps
-    with ``s_t = step_size · Λ / ‖∇R‖_max`` (Eq. 10 leaves ``s_t`` open; this scale-free choice
-    moves the most useful rating by ``step_size · Λ`` per step), the victim retrained after each
-    step (``fit_iterations`` sweeps from scratch, then ``inner_iterations`` warm-started). The
-    availability gradient is very uneven across entries: on ml-latest-small the default 0.2 had
-    not converged after 30 steps and ``step_size=5`` did better in 10 (the ``li2016`` preset).
+    uniformly in the scale (Alg. 1 line 2); the ratings then follow Eq. (10) for at most
+    ``n_iter`` steps with ``s_t = step · Λ / ‖∇R‖_max`` (Eq. 10 leaves ``s_t`` open), ``step``
+    starting at ``step_size`` and set by a backtracking line search on the retrained utility
+    (halved until the utility rises, doubled after each accepted step; see ``_step``), the
+    victim retrained after each step (``fit_iterations`` sweeps from scratch, then
+    ``inner_iterations`` warm-started). ``info``: ``step_history`` (the accepted step sizes,
+    0 where none was) and ``converged`` (no ascent at any step size from a well-fitted victim).
+    A fixed rule stalled: the availability gradient is so uneven across entries that with
+    ``s_t = 0.2 Λ / ‖∇R‖_max`` most ratings barely moved and on ml-latest-small PGA shifted
+    unrated predictions less than a random attack.
 
     ``goal``: ``"availability"`` (Eq. 7, ``targets`` may be empty and are not rated),
     ``"integrity"`` (Eq. 8 over the targets with weights ``weights``, default ``w(j) = 2`` as in
@@ -503,6 +439,50 @@ class PGAAttack(_FactorizationAttack):
     """
 
     name = "pga"
+
+    def _step(
+        self,
+        run: _Run,
+        values: torch.Tensor,
+        grad: torch.Tensor,
+        t: int,
+        gen: torch.Generator,
+    ) -> tuple[torch.Tensor, Factors, float]:
+        """Eq. (10), ``Proj(M̃ + s_t ∇R)`` with ``s_t = step · Λ / ‖∇R‖_max``, accepted only if
+        the retrained utility rises; otherwise ``step`` halves (at most
+        :data:`_MAX_BACKTRACKS` times), and after an accepted step it doubles, so the step
+        size follows the utility instead of stalling (an availability gradient is very uneven
+        across entries: with a fixed rule most entries barely move). The current point and
+        every proposal are refitted with the same ``inner_iterations`` sweeps from the same
+        warm start, so what is compared is the step, not further convergence of the victim's
+        fit. When no step size gives ascent the victim is fitted ``fit_iterations`` more sweeps
+        (the implicit gradient assumes a stationary fit; on ml-latest-small 50 sweeps are not
+        enough for the first step) and the next iteration tries again; no ascent right after
+        that is a local maximum: ``run.converged`` (``step_history`` records 0 for both)."""
+        start = run.problem.state
+        users, items = run.solve(values, self.inner_iterations)
+        reference = run.utility(users, items)[0]
+        scale = float(grad.abs().max())
+        for _ in range(_MAX_BACKTRACKS + 1 if scale > 0 else 0):
+            run.problem.state = start
+            proposal = (values + run.step * run.half_range / scale * grad).clamp(*run.box)
+            proposed = run.solve(proposal, self.inner_iterations)
+            utility = run.utility(*proposed)[0]
+            if utility > reference:
+                run.polished = False
+                run.steps.append(run.step)
+                run.step *= 2.0
+                return proposal, proposed, utility
+            run.step /= 2.0
+        run.steps.append(0.0)
+        run.problem.state = start
+        if run.polished:  # no ascent from a well-fitted victim: a local maximum
+            run.converged = True
+            return values, (users, items), reference
+        # The implicit gradient assumes a stationary fit; fit further, then try again.
+        run.polished = True
+        users, items = run.solve(values, self.fit_iterations)
+        return values, (users, items), run.utility(users, items)[0]
 
 
 class SGLDAttack(_FactorizationAttack):
@@ -590,9 +570,14 @@ class SGLDAttack(_FactorizationAttack):
         return (run.prior[0] + run.prior[1].sqrt() * noise).clamp(*run.box)
 
     def _step(
-        self, run: _Run, values: torch.Tensor, grad: torch.Tensor, t: int, gen: torch.Generator
-    ) -> torch.Tensor:
-        """Eq. (17) (per-item step ``s σ_j²`` when ``preconditioned``), then the box."""
+        self,
+        run: _Run,
+        values: torch.Tensor,
+        grad: torch.Tensor,
+        t: int,
+        gen: torch.Generator,
+    ) -> tuple[torch.Tensor, Factors, float]:
+        """Eq. (17) (per-item step ``s σ_j²`` when ``preconditioned``), the box, a refit."""
         mean, variance = run.prior
         if t == 0:  # R's scale: its gradient's RMS at the start equals the log-prior's
             prior_rms = ((values - mean) / variance).square().mean().sqrt()
@@ -606,7 +591,9 @@ class SGLDAttack(_FactorizationAttack):
         else:
             drift = -(values - mean) / variance + self.beta * grad
             values = values + s / 2 * drift + s**0.5 * noise
-        return values.clamp(*run.box)
+        values = values.clamp(*run.box)
+        users, items = run.solve(values, self.inner_iterations)
+        return values, (users, items), run.utility(users, items)[0]
 
     def _validate(
         self, train: Interactions, targets: np.ndarray, n_fake: int, surrogate: Recommender | None
@@ -670,5 +657,5 @@ class MFAttack(PGAAttack):
 
     def _problem(
         self, surrogate: Recommender | None, n_items: int, seed: int
-    ) -> tuple[_ALSProblem | _NuclearProblem, Center]:
+    ) -> tuple[ALSProblem | NuclearProblem, Center]:
         return super()._problem(None, n_items, seed)

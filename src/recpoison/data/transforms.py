@@ -141,6 +141,53 @@ def subsample_users(
     return data.select_users(mask)
 
 
+def subsample_hops(
+    data: Interactions,
+    fraction: float,
+    sources: np.ndarray,
+    random_state: RandomState = None,
+) -> Interactions:
+    """Keep ``round(fraction * n_ratings)`` ratings nearest to the ``sources`` items in the
+    user-item bipartite graph; users and items are all kept.
+
+    The attacker's partial knowledge of Fang et al. 2020 (§5.3): nodes (users and items) are
+    taken by increasing hop distance from the target item(s) (the items themselves, then the
+    users who rated them, then those users' items, ...), in random order within a distance and
+    nodes unreachable from the targets last; a rating is observed once both its ends are taken,
+    and taking stops when the fraction of ratings is reached (the last node's ratings in random
+    order). Breadth-first search over the sparse matrix, ``O(n_ratings)``.
+    """
+    fraction = _check_fraction(fraction, "fraction")
+    rng = check_random_state(random_state)
+    sources = np.unique(np.asarray(sources, dtype=np.int64))
+    if len(sources) == 0:
+        raise ConfigError("hop-distance knowledge needs target items to measure distances from")
+    by_item = data.matrix.tocsc()
+    user_hops = np.full(data.n_users, np.inf)
+    item_hops = np.full(data.n_items, np.inf)
+    item_hops[sources] = 0
+    frontier_items, hops = sources, 0
+    while len(frontier_items):
+        users = np.unique(by_item[:, frontier_items].indices)
+        users = users[np.isinf(user_hops[users])]
+        user_hops[users] = hops + 1
+        items = np.unique(data.matrix[users].indices)
+        frontier_items = items[np.isinf(item_hops[items])]
+        item_hops[frontier_items] = hops + 2
+        hops += 2
+    # rank of every node in the order of taking: distance, then a random key
+    node_hops = np.concatenate([user_hops, item_hops])
+    order = np.lexsort((rng.random(len(node_hops)), node_hops))
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order))
+    rows = _rating_rows(data)
+    arrival = np.maximum(rank[rows], rank[data.n_users + data.matrix.indices])
+    observed = np.lexsort((rng.random(data.n_ratings), arrival))[: round(fraction * data.n_ratings)]
+    keep = np.zeros(data.n_ratings, dtype=bool)
+    keep[observed] = True
+    return _subset(data, keep)
+
+
 def item_popularity(data: Interactions) -> np.ndarray:
     """Number of ratings of each item by real (non-fake) users, int64 of length n_items."""
     real = data.matrix[~data.is_fake] if data.n_fake else data.matrix

@@ -143,10 +143,17 @@ def resolve_targets(data: Interactions, config: dict[str, Any]) -> np.ndarray:
     return np.sort(rng.choice(candidates, size=target["count"], replace=False)).astype(np.int64)
 
 
-def attacker_view(data: Interactions, config: dict[str, Any]) -> Interactions:
-    """What the attacker sees: all data, a fraction of the ratings, or of the users."""
+def attacker_view(
+    data: Interactions, config: dict[str, Any], targets: np.ndarray | None = None
+) -> Interactions:
+    """What the attacker sees: all data, a fraction of the ratings, of the users, or of the
+    ratings nearest to ``targets`` (``hops``)."""
     knowledge = config["knowledge"]
     seed = stable_seed("knowledge", config["seed"], config["dataset"], knowledge)
+    if knowledge["kind"] == "hops":
+        if targets is None or len(targets) == 0:
+            raise ConfigError("knowledge 'hops' needs target items (not an availability attack)")
+        return transforms.subsample_hops(data, knowledge["fraction"], targets, random_state=seed)
     if knowledge["kind"] == "ratings":
         return transforms.subsample_ratings(data, knowledge["fraction"], random_state=seed)
     if knowledge["kind"] == "users":
@@ -311,7 +318,7 @@ def _poison(
     """The poisoned datasets (one per target; one for all with an availability goal) and the
     number of fake users in each; attack diagnostics go to ``info``."""
     n_fake = max(1, round(config["size"] * train.n_real))
-    view = attacker_view(train, config)
+    view = attacker_view(train, config, targets)
     info.update(n_fake=n_fake, n_attacker_users=view.n_users, n_attacker_ratings=view.n_ratings)
     untargeted = goal_of(ComponentSpec(**config["attack"])) == "availability"
     if not untargeted and len(targets) == 0:
@@ -322,7 +329,8 @@ def _poison(
     attacked = [np.zeros(0, dtype=np.int64)] if untargeted else [np.array([t]) for t in targets]
     seeds = [stable_seed("attack", attacker_config(config), t) for t in range(len(attacked))]
     attack, surrogate = _attack_and_surrogate(config, device, 0)
-    if hasattr(attack, "generate_many"):  # all targets at once (poison-model: stacked replicas)
+    per_target_view = config["knowledge"]["kind"] == "hops"
+    if hasattr(attack, "generate_many") and not per_target_view:  # all targets at once
         say(f"attack {config['attack']['name']}: profiles for {len(attacked)} target set(s)")
         all_profiles = attack.generate_many(
             view, attacked, n_fake, surrogate=surrogate, random_states=seeds
@@ -332,6 +340,8 @@ def _poison(
         for t, target in enumerate(attacked):
             say(f"attack {config['attack']['name']}: profiles {t + 1}/{len(attacked)}")
             attack, surrogate = _attack_and_surrogate(config, device, t)
+            if per_target_view and len(target):
+                view = attacker_view(train, config, target)
             all_profiles.append(
                 attack.generate(view, target, n_fake, surrogate=surrogate, random_state=seeds[t])
             )

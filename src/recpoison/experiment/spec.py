@@ -156,15 +156,18 @@ class TargetSpec(_Strict):
 
 
 class KnowledgeSpec(_Strict):
-    """What the attacker sees: everything, a ``fraction`` of the ratings, or of the users."""
+    """What the attacker sees: everything, a ``fraction`` of the ratings, of the users, or of the
+    ratings nearest to the target in the user-item graph (``hops``, Fang et al. 2020 §5.3)."""
 
-    kind: Literal["full", "ratings", "users"] = "full"
+    kind: Literal["full", "ratings", "users", "hops"] = "full"
     fraction: Annotated[float, Field(gt=0, le=1)] = 1.0
 
     @model_validator(mode="after")
     def _full_is_whole(self) -> KnowledgeSpec:
         if self.kind == "full" and self.fraction != 1.0:
-            raise ValueError("knowledge kind 'full' has fraction 1; use 'ratings' or 'users'")
+            raise ValueError(
+                "knowledge kind 'full' has fraction 1; use 'ratings', 'users' or 'hops'"
+            )
         return self
 
     @property
