@@ -25,12 +25,12 @@ from recpoison.experiment.report import DIMENSIONS
 from recpoison.experiment.spec import NO_ATTACK
 from recpoison.presets import load_preset, preset_names
 
-#: Attacks and presets another piece of work adds (issue 11: Fang 2020).
-PENDING_ATTACKS = dict.fromkeys(["graph-attack", "s-graph"])
+#: Attacks and presets the published figures name before they are implemented (none at present).
+PENDING_ATTACKS: dict[str, None] = {}
 #: Packaged presets that meet fewer than two of their paper's attacks until the attacks land:
 #: none at present. Raise them as attacks land.
 PAPER_ATTACKS_MET: dict[str, int] = {}
-PENDING_PRESETS = {"fang2020-graph"}
+PENDING_PRESETS: set[str] = set()
 
 
 # -- the data files ---------------------------------------------------------------------------
