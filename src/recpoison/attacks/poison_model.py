@@ -21,19 +21,20 @@ Choices the paper leaves open, and what is done here:
   attacker assumes -- the victim's own under white-box, another one for transfer, V-D) cloned
   with one replica and fitted on the attacker's view of the data (whatever the runner passed as
   ``train``: full or partial knowledge, V-C). Nothing else is read.
-* ``schedule="authors"`` (the default) is the authors' procedure (public code of Huang et
-  al., ``attacks/main.py``), which Algorithm 1 describes: for every step a *fresh* poison model
-  is pre-trained from scratch, for the surrogate's epochs, on the attacker's data plus the fake
+* ``schedule="authors"`` (the default) is the authors' procedure (public code of Huang et al.,
+  ``attacks/main.py``), which Algorithm 1 describes: for every step a *fresh* poison model is
+  pre-trained from scratch, for the surrogate's epochs, on the attacker's data plus the fake
   users made so far plus the new fake user(s) rating only the target. Each finished fake user
   trains with its positives plus ``n_negatives`` negatives per positive drawn once (uniformly,
   with replacement, from the items it did not rate) and kept for the rest of the attack; the
   fake user being generated has its target positive only. Poison training then alternates, per
   round, one optimizer step per normal user on ``λη l_u``, one on ``λ||ŷ_v||²`` and one epoch of
-  ℒ (:meth:`PoisonModelAttack._authors_step`). Differences from their code, on purpose: the
-  pre-training keeps its final epoch (they keep the epoch with the best *test* HR), everything
-  is seeded (they seed only numpy's negative sampling), HR_t divides by the eligible normal
-  users (they divide by all users), and the normal users' negatives are re-drawn every epoch as
-  every recpoison NCF victim does (they draw them once for the whole attack).
+  ℒ (:mod:`recpoison.attacks.poison_authors`, all targets of a cell at once). Differences from
+  their code, on purpose: the pre-training keeps its final epoch (they keep the epoch with the
+  best *test* HR), everything is seeded (they seed only numpy's negative sampling), HR_t divides
+  by the eligible normal users (they divide by all users), and the normal users' negatives are
+  re-drawn every epoch as every recpoison NCF victim does (they draw them once for the whole
+  attack).
 * ``schedule="fast"``: one *base* model is trained once and then continues training
   (``step_epochs`` epochs of ℒ, warm-started, ``partial_fit``) as fake users are inserted;
   every step's poison training runs on a copy of it for ``poison_epochs`` epochs per round
