@@ -19,8 +19,8 @@ Choices the paper leaves open, and what is done here:
 
 * The poison model is the surrogate (``surrogate``: an unfitted victim of the architecture the
   attacker assumes -- the victim's own under white-box, another one for transfer, V-D) cloned
-  with one replica and fitted on the attacker's view of the data (whatever the runner passed as
-  ``train``: full or partial knowledge, V-C). Nothing else is read.
+  with one replica per target set and fitted on the attacker's view of the data (whatever the
+  runner passed as ``train``: full or partial knowledge, V-C). Nothing else is read.
 * ``schedule="authors"`` (the default) is the authors' procedure (public code of Huang et al.,
   ``attacks/main.py``), which Algorithm 1 describes: for every step a *fresh* poison model is
   pre-trained from scratch, for the surrogate's epochs, on the attacker's data plus the fake
