@@ -8,7 +8,7 @@ import torch
 
 from recpoison.attacks import make_attack
 from recpoison.attacks.graph_attack import FakeUserGraph, Objective
-from recpoison.attacks.graph_influence import greedy_selection, user_influence
+from recpoison.attacks.graph_influence import user_influence
 from recpoison.data import planted
 from recpoison.errors import ConfigError
 from recpoison.metrics import target_hit_ratio
@@ -68,18 +68,6 @@ def test_user_influence_follows_eqs_28_29(tiny_explicit, series_terms):
     normal = np.ones(n_users, dtype=bool)
     got = user_influence(walk, np.array([target]), normal, alpha, series_terms)
     np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-12)
-
-
-def test_greedy_selection_is_monotone_and_the_top_delta():
-    rng = np.random.default_rng(0)
-    influence = rng.random(50)
-    influence[[4, 9]] = influence.max() + 1.0  # a tie at the top
-    candidates = np.arange(50)
-    chosen, path = greedy_selection(lambda _: influence, candidates, 10, rng)
-    assert len(set(chosen)) == 10
-    assert set(chosen) == set(np.argsort(-influence)[:10])
-    assert np.all(np.diff(path) >= 0)  # F(S, t) never decreases along the greedy path
-    np.testing.assert_allclose(path[-1], influence[chosen].sum())
 
 
 @pytest.fixture(scope="module")

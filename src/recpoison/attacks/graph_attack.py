@@ -59,7 +59,8 @@ import numpy as np
 import torch
 
 from recpoison.attacks.base import Attack
-from recpoison.attacks.graph_influence import greedy_selection, user_influence
+from recpoison.attacks.graph_influence import user_influence
+from recpoison.attacks.influence import influential_users
 from recpoison.attacks.ratings import RatingSampler, assemble_profiles, max_rating
 from recpoison.data.interactions import FakeProfiles, Interactions
 from recpoison.errors import ConfigError
@@ -448,6 +449,7 @@ class SGraphAttack(GraphAttack):
         users, eligible, _ = super().influential_users(train, targets, dtype, device, rng)
         walk = BipartiteWalk.from_interactions(train, dtype, device)
         influence = user_influence(walk, targets, ~train.is_fake, self.alpha, self.series_terms)
-        chosen, path = greedy_selection(lambda _: influence[users], users, self.delta, rng)
+        selection = influential_users(influence[users], self.delta, rng)  # Algorithm 1
+        chosen = users[selection.users]
         keep = np.searchsorted(users, chosen)
-        return chosen, eligible[:, keep], {"influence_path": path.tolist()}
+        return chosen, eligible[:, keep], {"influence_path": selection.objective.tolist()}

@@ -20,8 +20,6 @@ changes nothing here.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import numpy as np
 import torch
 
@@ -62,35 +60,3 @@ def user_influence(
     edge_sums = walk.entries.pattern_mm(visits[walk.n_users :])  # Σ_{j∈Ω_k} s_j
     influence = decay * m_row[: walk.n_users, 0] * edge_sums[:, 0]
     return influence.double().cpu().numpy()
-
-
-def greedy_selection(
-    marginal_gain: Callable[[np.ndarray], np.ndarray],
-    candidates: np.ndarray,
-    budget: int,
-    rng: np.random.Generator,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Algorithm 1 (greedy influential user selection), as published.
-
-    Each round recomputes ``marginal_gain(selected)`` (the gain ``F(S ∪ {k}) − F(S)`` of every
-    candidate k) and adds the best remaining candidate, ties broken at random. Returns the
-    selected users in the order chosen and ``F`` along the path (``F(S_1), ..., F(S_Δ)``).
-    With the additive ``F`` of Eq. (9) the gain of k is ``π(k, t)`` whatever S, so the result is
-    the Δ largest ``π`` (the greedy path is then exactly the top-Δ).
-    """
-    candidates = np.asarray(candidates, dtype=np.int64)
-    budget = min(budget, len(candidates))
-    available = np.ones(len(candidates), dtype=bool)
-    selected: list[int] = []
-    path: list[float] = []
-    total = 0.0
-    for _ in range(budget):
-        gains = np.asarray(marginal_gain(candidates[~available]), dtype=np.float64)
-        gains = np.where(available, gains, -np.inf)
-        best = np.flatnonzero(gains == gains.max())
-        pick = int(rng.choice(best)) if len(best) > 1 else int(best[0])
-        available[pick] = False
-        total += float(gains[pick])
-        selected.append(int(candidates[pick]))
-        path.append(total)
-    return np.asarray(selected, dtype=np.int64), np.asarray(path)
