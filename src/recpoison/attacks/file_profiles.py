@@ -26,6 +26,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from recpoison.attacks.base import Attack
+from recpoison.data.export import read_poisoned
 from recpoison.data.interactions import FakeProfiles, Interactions
 from recpoison.data.loaders import load_dataset
 from recpoison.errors import ConfigError, DataError
@@ -117,26 +118,20 @@ class FileProfilesAttack(Attack):
         if not path.is_file():
             raise DataError(f"{path}: no such file (the from-file attack's `path`)")
         header = list(pd.read_csv(path, sep=None, engine="python", nrows=0).columns)
-        columns = dict(self.columns or {})
-        fake_column = next((c for c in header if c.lower() in _FAKE_USER_COLUMNS), None)
-        if "user" not in columns and fake_column is not None:
-            columns["user"] = fake_column
-        profiles = load_dataset(
-            str(path),
-            format="csv",
-            columns=columns or None,
-            rating_scale=train.rating_scale,
-            implicit=train.is_implicit,
-        )
-        if "is_fake" in header:
-            flags = pd.read_csv(path, sep=None, engine="python", usecols=["user", "is_fake"])
-            fake = flags["is_fake"].astype(str).str.strip().str.lower().isin(["true", "1"])
-            keep = np.isin(profiles.user_ids.astype(str), flags["user"][fake].astype(str))
-            profiles = profiles.replace(
-                matrix=profiles.matrix[keep],
-                user_ids=profiles.user_ids[keep],
-                timestamps=None,
-                is_fake=None,
+        if "is_fake" in header:  # the CSV `recpoison attack` writes: its fake users only
+            poisoned = read_poisoned(path, rating_scale=train.rating_scale)
+            profiles = poisoned.select_users(poisoned.is_fake)
+        else:
+            columns = dict(self.columns or {})
+            fake_column = next((c for c in header if c.lower() in _FAKE_USER_COLUMNS), None)
+            if "user" not in columns and fake_column is not None:
+                columns["user"] = fake_column
+            profiles = load_dataset(
+                str(path),
+                format="csv",
+                columns=columns or None,
+                rating_scale=train.rating_scale,
+                implicit=train.is_implicit,
             )
         if not train.is_implicit and profiles.is_implicit:
             raise ConfigError(

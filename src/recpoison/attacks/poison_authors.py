@@ -33,7 +33,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from recpoison.attacks.poison_loss import eligible_mask, seen_mask
+from recpoison.attacks.poison_loss import eligible_mask, rank_gaps, seen_mask, user_losses
 from recpoison.data.interactions import Interactions
 from recpoison.victims.base import Recommender
 
@@ -83,14 +83,6 @@ class StackedTargets:
         probs = torch.sigmoid(model.scores_with_grad(self.fake_users, logits=True))  # [R,F,I]
         return (probs.pow(2) * self.keep[:, None, :]).sum(dim=(1, 2))
 
-    def _gaps(self, logits: torch.Tensor, seen: torch.Tensor) -> torch.Tensor:
-        """``min_{i in L_u} log ŷ_ui - log ŷ_ut`` ``[R, U, T]`` from logits ``[R, U, I]``."""
-        log_scores = F.logsigmoid(logits)
-        ranked = log_scores.masked_fill(seen, -torch.inf)
-        kth = torch.topk(ranked, min(self.top_k, ranked.shape[-1]), dim=-1).values[..., -1:]
-        index = self.targets_t[:, None, :].expand(-1, logits.shape[1], -1)
-        return kth - torch.gather(log_scores, 2, index)
-
     @torch.no_grad()
     def values(self, model: Recommender, batch_users: int = 256) -> dict[str, np.ndarray]:
         """Per replica: ``fake_norm``, ``target_loss`` (Σ_S l_u), ``G`` (Eq. 4) and the model's
@@ -102,9 +94,10 @@ class StackedTargets:
         for start in range(0, len(normal), batch_users):
             users = normal[start : start + batch_users]
             logits = model.scores_with_grad(users, logits=True)
-            gaps = self._gaps(logits, seen_mask(self.view.matrix, users, self.device))
+            seen = seen_mask(self.view.matrix, users, self.device)
+            gaps = rank_gaps(logits, seen, self.targets_t, self.top_k)
             eligible = torch.as_tensor(self.eligible[:, users], device=self.device)
-            losses = torch.where(eligible, gaps.clamp(min=-self.kappa), 0.0)
+            losses = user_losses(gaps, eligible, self.kappa)
             total += losses.sum(dim=(1, 2)).double().cpu().numpy()
             hits += ((gaps <= 0) & eligible).sum(dim=1).double().cpu().numpy()
         counts = self.eligible.sum(axis=1)  # [R, T]
@@ -149,8 +142,7 @@ class StackedTargets:
         pair = module.pair_logits(flat_users.reshape(-1), flat_items.reshape(-1))  # [R, 1 + T]
         gaps = F.logsigmoid(pair[:, :1]) - F.logsigmoid(pair[:, 1:])
         eligible = torch.as_tensor(self.eligible[np.arange(len(users)), users], device=self.device)
-        clamped = gaps.clamp(min=-self.kappa)
-        losses = torch.where(eligible, clamped, 0.0).sum(dim=1)
+        losses = user_losses(gaps, eligible, self.kappa).sum(dim=1)
         return losses, ((gaps > -self.kappa) & eligible).any(dim=1)
 
 

@@ -46,14 +46,18 @@ def rank_gaps(
 ) -> torch.Tensor:
     """``min_{i in L_u} log ŷ_ui - log ŷ_ut`` per user and target, ``[..., U, T]``.
 
-    ``logits`` ``[..., U, I]`` (differentiable), ``seen`` ``[U, I]`` bool, ``targets`` ``[T]``.
-    ``L_u`` is the top-``top_k`` of the unseen items, the target included, so the gap is <= 0
-    exactly when t is in u's top-K list (up to exact score ties).
+    ``logits`` ``[..., U, I]`` (differentiable), ``seen`` ``[U, I]`` bool, ``targets`` ``[T]``
+    shared by every replica, or ``[R, T]`` with replica ``r``'s own targets (``logits``
+    ``[R, U, I]``). ``L_u`` is the top-``top_k`` of the unseen items, the target included, so the
+    gap is <= 0 exactly when t is in u's top-K list (up to exact score ties).
     """
     log_scores = F.logsigmoid(logits)
     ranked = log_scores.masked_fill(seen, -torch.inf)
     k = min(top_k, ranked.shape[-1])
     kth = torch.topk(ranked, k, dim=-1).values[..., -1:]  # min_{i in L_u} log ŷ_ui
+    if targets.dim() == 2:  # per-replica targets
+        index = targets[:, None, :].expand(-1, logits.shape[1], -1)
+        return kth - torch.gather(log_scores, 2, index)
     return kth - log_scores[..., targets]
 
 
