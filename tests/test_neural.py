@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 import torch
+import torch.nn.functional as F
 
 from recpoison.data import FakeProfiles, Interactions, planted
 from recpoison.data.transforms import item_popularity, leave_one_out
@@ -13,6 +14,7 @@ from recpoison.errors import ConfigError, DeviceError
 from recpoison.metrics import leave_one_out_hr_ndcg
 from recpoison.victims import make_victim
 from recpoison.victims.base import Recommender
+from recpoison.victims.ncf_backward import bce_step
 from recpoison.victims.neural import GMF, MLP, NeuMF, replica_seeds
 from recpoison.victims.neural_modules import (
     NegativeSampler,
@@ -181,6 +183,38 @@ def test_training_gradients_equal_autograd_through_the_tables():
             expected.append([p.grad.clone() for p in module.parameters()])
         for plain, buffered in zip(*expected, strict=True):
             assert torch.allclose(plain, buffered, atol=1e-6)
+
+
+@pytest.mark.parametrize("gmf_dim, layers", [(4, (8, 4)), (4, ()), (0, (8, 4, 2)), (0, (6,))])
+def test_closed_form_step_equals_autograd(gmf_dim, layers):
+    """The hand-written backward of a training step (NeuMF, GMF, MLP, an MLP without hidden
+    layers) gives autograd's gradients of sum_r mean_b BCE, for the dense parameters and for
+    the gathered embedding rows (duplicates included), and the same per-replica BCE."""
+    gens = [torch.Generator().manual_seed(s) for s in (1, 2, 3)]
+    module = StackedNCF(20, 15, gmf_dim, layers, gens, torch.device("cpu"))
+    with torch.no_grad():  # non-zero biases, so every ReLU mask is exercised
+        for bias in module.mlp_biases:
+            bias.normal_(0, 0.1, generator=gens[0])
+    users, items = torch.randint(20, (3, 12)), torch.randint(15, (12,))
+    fu, fi = module.flat_users(users), module.flat_items(items)
+    labels = (torch.rand(3, 12, generator=gens[1]) < 0.3).float()
+
+    module.zero_grad(set_to_none=True)
+    logits, autograd_rows = module.training_logits(fu, fi)
+    bce = F.binary_cross_entropy_with_logits(logits, labels, reduction="none")
+    bce.mean(dim=1).sum().backward()
+    expected = {name: p.grad.clone() for name, p in module.named_parameters() if p.grad is not None}
+    expected_rows = [rows.grad.clone() for _, _, rows in autograd_rows.gathered]
+
+    module.zero_grad(set_to_none=True)
+    bce_sums, closed_rows = bce_step(module, fu, fi, labels)
+    assert torch.allclose(bce_sums, bce.detach().sum(dim=1), atol=1e-6)
+    got = {name: p.grad for name, p in module.named_parameters() if p.grad is not None}
+    assert got.keys() == expected.keys()
+    for name, grad in expected.items():
+        assert torch.allclose(got[name], grad, atol=1e-7, rtol=1e-5), name
+    for (_, _, grads), rows in zip(closed_rows.gathered, expected_rows, strict=True):
+        assert torch.allclose(grads, rows, atol=1e-7, rtol=1e-5)
 
 
 # -- negative sampling ------------------------------------------------------------------------

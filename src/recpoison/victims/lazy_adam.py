@@ -25,8 +25,9 @@ from torch import nn
 def unique_row_gradients(
     index: torch.Tensor, row_grads: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Sum the gradients of gathered rows per distinct table row: ``(rows, grads)``."""
-    rows, inverse = torch.unique(index, return_inverse=True)
+    """Sum the gradients of gathered rows per distinct table row: ``(rows, grads)``, the rows
+    in no particular order (unsorted ``unique`` is several times faster on a CPU)."""
+    rows, inverse = torch.unique(index, sorted=False, return_inverse=True)
     summed = row_grads.new_zeros(len(rows), row_grads.shape[1]).index_add_(0, inverse, row_grads)
     return rows, summed
 

@@ -46,6 +46,7 @@ from recpoison.data.interactions import Interactions
 from recpoison.errors import ConfigError
 from recpoison.utils import RandomState, check_random_state, derive_seed
 from recpoison.victims.base import Recommender
+from recpoison.victims.ncf_backward import bce_step
 from recpoison.victims.neural_modules import (
     FixedNegatives,
     NegativeSampler,
@@ -247,24 +248,28 @@ class NCFRecommender(Recommender):
             totals = torch.zeros(self.n_replicas, device=device)
             for start in range(0, length, self.batch_size):
                 stop = start + self.batch_size
-                logits, table_gradients = module.training_logits(
-                    flat_users[:, start:stop].reshape(-1), flat_items[:, start:stop].reshape(-1)
-                )
-                bce = F.binary_cross_entropy_with_logits(
-                    logits, labels[:, start:stop], reduction="none"
-                )
-                loss = bce.mean(dim=1).sum()  # each replica's gradient is its own mean BCE's
-                if extra_loss is not None:
-                    loss = loss + lam * extra_loss(self)
+                batch_users = flat_users[:, start:stop].reshape(-1)
+                batch_items = flat_items[:, start:stop].reshape(-1)
                 self.optimizer_.zero_grad(set_to_none=True)
-                loss.backward()
+                if extra_loss is None:  # closed-form backward: no autograd overhead
+                    bce_sums, table_gradients = bce_step(
+                        module, batch_users, batch_items, labels[:, start:stop]
+                    )
+                else:
+                    logits, table_gradients = module.training_logits(batch_users, batch_items)
+                    bce = F.binary_cross_entropy_with_logits(
+                        logits, labels[:, start:stop], reduction="none"
+                    )
+                    loss = bce.mean(dim=1).sum()  # each replica's gradient: its own mean BCE's
+                    (loss + lam * extra_loss(self)).backward()
+                    bce_sums = bce.detach().sum(dim=1)
                 if lazy:  # tables keep grad None: Adam skips them, lazy Adam moves their rows
                     self.optimizer_.step()
                     table_gradients.apply_lazy(self.optimizer_)
                 else:
                     table_gradients.add_dense()
                     self.optimizer_.step()
-                totals += bce.detach().sum(dim=1)
+                totals += bce_sums
             history.append((totals / length).cpu().numpy())
             logger.info(
                 "%s: epoch %d/%d, mean training loss %.4f (%d replicas, %.4f-%.4f)",

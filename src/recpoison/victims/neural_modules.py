@@ -147,21 +147,32 @@ class StackedNCF(nn.Module):
 
     def rows_logits(self, user_rows: torch.Tensor, item_rows: torch.Tensor) -> torch.Tensor:
         """Logits ``[R, n]`` from gathered table rows ``[R * n, gmf_dim + mlp_dim]``."""
+        return self.rows_forward(user_rows, item_rows)[0]
+
+    def rows_forward(
+        self, user_rows: torch.Tensor, item_rows: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
+        """``(logits [R, n], h, mlp_activations)``: the logits of :meth:`rows_logits`, the
+        concatenated last hidden vectors ``h`` ``[R, n, out_in]`` fed to the prediction unit,
+        and the MLP tower's input and ReLU outputs, first to last (empty without the tower)."""
         R, g = self.n_replicas, self.gmf_dim
         eu = user_rows.view(R, -1, user_rows.shape[1])
         ei = item_rows.view(R, -1, item_rows.shape[1])
-        parts = []
+        parts, activations = [], []
         if g:
             parts.append(eu[:, :, :g] * ei[:, :, :g])
         if self.mlp_dim:
             x = torch.cat([eu[:, :, g:], ei[:, :, g:]], dim=2)
+            activations.append(x)
             for w, b in zip(self.mlp_weights, self.mlp_biases, strict=True):
                 x = torch.relu(torch.baddbmm(b, x, w))
+                activations.append(x)
             parts.append(x)
         h = parts[0] if len(parts) == 1 else torch.cat(parts, dim=2)
         # multiply-and-sum, not bmm: bmm with one output column rounds differently depending
         # on the number of replicas, and Adam amplifies such last-bit differences over epochs
-        return (h * self.out_weight.transpose(1, 2)).sum(dim=2) + self.out_bias
+        logits = (h * self.out_weight.transpose(1, 2)).sum(dim=2) + self.out_bias
+        return logits, h, activations
 
     def full_logits(self, users: torch.Tensor) -> torch.Tensor:
         """Logits ``[R, U, n_items]`` of ``users`` for every item: ``users`` ``[U]`` shared by the
@@ -271,20 +282,29 @@ class TableGradients:
         module: StackedNCF,
         gathered: tuple[tuple[nn.Parameter, torch.Tensor, torch.Tensor], ...],
     ) -> None:
+        """``gathered`` holds ``(table, flat rows, g)`` per table: ``g`` is either the gathered
+        rows as an autograd leaf (their ``.grad`` is read after ``backward``) or, from
+        :func:`~recpoison.victims.ncf_backward.bce_step`, the rows' gradient itself."""
         self.module = module
         self.gathered = gathered
 
+    def _row_gradients(self) -> list[tuple[nn.Parameter, torch.Tensor, torch.Tensor]]:
+        return [
+            (table, index, rows.grad if rows.requires_grad else rows)
+            for table, index, rows in self.gathered
+        ]
+
     def add_dense(self) -> None:
         """Add the tables' dense gradients (to any an extra loss set through autograd)."""
-        for table, index, rows in self.gathered:
+        for table, index, grads in self._row_gradients():
             if table.grad is None:
                 table.grad = self.module._zeroed_buffer(table)
-            table.grad.index_add_(0, index, rows.grad)
+            table.grad.index_add_(0, index, grads)
 
     def apply_lazy(self, optimizer: torch.optim.Adam) -> None:
         """Lazy Adam step of the gathered rows of each table (their ``.grad`` stays None)."""
-        for table, index, rows in self.gathered:
-            lazy_adam_step(optimizer, table, *unique_row_gradients(index, rows.grad))
+        for table, index, grads in self._row_gradients():
+            lazy_adam_step(optimizer, table, *unique_row_gradients(index, grads))
 
 
 class NegativeSampler:
