@@ -236,3 +236,35 @@ def test_explicit_victim_with_detector_knowledge_and_rmse(planted_csv, tmp_path)
     assert (attacked["detector"] == "ttest").all()
     assert report.loc[report["attack"] == "none", "fnr"].isna().all()
     assert (report["rmse"] > 0).all()  # on the hold-out split, clean (none) and poisoned
+
+
+def test_detector_train_fake_sizes_the_detectors_training_set(planted_csv):
+    """``detector_train_fake`` reaches the detection protocol (and the cell key only when set);
+    without a detector it is a one-line spec problem."""
+    path = planted_csv(n_users=60, ratings_per_user=8, seed=1)
+    spec = {
+        "name": "detector-training",
+        "datasets": [{"source": str(path)}],
+        "victims": [{"name": "als-mf", "params": {"rank": 4, "iterations": 5}}],
+        "attacks": [{"name": "random", "params": {"n_fillers": 5}}],
+        "sizes": [0.1],
+        "targets": [{"type": "random", "count": 1}],
+        "detector": {"name": "ttest"},
+        "retrains": 1,
+        "device": "cpu",
+        "victim_quality": False,
+    }
+    default = next(c for c in expand_cells(parse_spec(spec)) if c.labels["attack"] == "random")
+    assert "detector_train_fake" not in default.config
+    cell = next(
+        c
+        for c in expand_cells(parse_spec({**spec, "detector_train_fake": 12}))
+        if c.labels["attack"] == "random"
+    )
+    assert cell.key != default.key
+    outcome = execute_cell(cell.config, "cpu")
+    assert [d["n_train_fake"] for d in outcome.info["detector"]] == [12]
+    assert execute_cell(default.config, "cpu").info["detector"][0]["n_train_fake"] == 60
+    without = {k: v for k, v in spec.items() if k != "detector"}
+    with pytest.raises(ConfigError, match=r"detector_train_fake: .* add a `detector:`"):
+        parse_spec({**without, "detector_train_fake": 12})

@@ -98,7 +98,9 @@ def expand_cells(spec: Spec) -> list[Cell]:
             base["shared_attacker"] = True
         if is_untargeted(spec):  # edge attacks: every cell measures accuracy / AUROC
             base.update(protocol="untargeted", negative_ratio=spec.negative_ratio)
-        remedy = {"remedy": spec.remedy.key()} if spec.remedy else {}
+        detection = {"remedy": spec.remedy.key()} if spec.remedy else {}
+        if spec.detector_train_fake is not None:  # only when set: existing cell keys stay valid
+            detection["detector_train_fake"] = spec.detector_train_fake
         for victim in spec.victims:
             names = {"dataset": dataset.display, "victim": victim.display}
             if spec.victim_quality:
@@ -150,7 +152,7 @@ def expand_cells(spec: Spec) -> list[Cell]:
                                         "knowledge": knowledge.model_dump(),
                                         "surrogate": surrogate,
                                         "detector": spec.detector.key() if spec.detector else None,
-                                        **remedy,
+                                        **detection,
                                     },
                                     {
                                         **names,

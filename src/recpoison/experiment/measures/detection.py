@@ -45,6 +45,7 @@ def detect(
                 n_fake,
                 targets if len(poisoned) == 1 else targets[t : t + 1],
                 surrogate=surrogate,
+                n_train_fake=config.get("detector_train_fake"),
                 random_state=stable_seed("detector", config, t),
             )
         )
