@@ -6,8 +6,9 @@ The grid (``huang2021-table1`` at the paper's settings, bundled data): NeuMF GMF
 user per step, 5 rounds); R retrains per target. This script measures the pieces on a slice and
 extrapolates, printing each piece next to the plain alternative measured in the same run:
 
-* victim training, seconds per replica-epoch: 10 targets x R retrains stacked in one model vs a
-  plain one-model loop (``--victim-batch``; ``--optimizer lazy-adam`` for lazy Adam);
+* victim training, seconds per replica-epoch: the targets' R retrains stacked as the runner
+  stacks them (``cells.replicas_per_fit``) vs a plain one-model loop (``--victim-batch``;
+  ``--optimizer lazy-adam`` for lazy Adam);
 * poison-model, seconds per fake user per target: the pre-training epochs and the poison rounds
   of one step for 10 target sets stacked, vs one target alone (the authors' code: 247 s per fake
   user on one idle core, 5.4-9.2 s per epoch);
@@ -32,6 +33,7 @@ from recpoison.attacks.poison_authors import StackedTargets
 from recpoison.data.interactions import FakeProfiles, Interactions
 from recpoison.data.loaders import load_dataset
 from recpoison.data.transforms import binarize, default_unpopular_threshold, unpopular_items
+from recpoison.experiment.cells import replicas_per_fit
 from recpoison.utils import resolve_device
 from recpoison.victims.neural import NeuMF
 
@@ -111,8 +113,10 @@ def main() -> None:
     print(f"device {device}, {torch.get_num_threads()} CPU threads, victim {args.optimizer}")
 
     # -- victims ------------------------------------------------------------------------------
-    replicas = TARGETS_PER_TYPE * args.retrains
     batch, lr, optimizer = args.victim_batch, args.victim_lr, args.optimizer
+    # stacked as the runner stacks a cell's targets (cells.replicas_per_fit)
+    cap = replicas_per_fit({"name": "neumf", "params": {"batch_size": batch}}, str(device))
+    replicas = args.retrains * min(TARGETS_PER_TYPE, max(1, cap // args.retrains))
     stacked, _ = epoch_seconds(data, replicas, device, batch, lr, optimizer)
     plain, _ = epoch_seconds(data, 1, device, batch, lr)
     per_replica = stacked / replicas

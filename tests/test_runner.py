@@ -268,3 +268,13 @@ def test_detector_train_fake_sizes_the_detectors_training_set(planted_csv):
     without = {k: v for k, v in spec.items() if k != "detector"}
     with pytest.raises(ConfigError, match=r"detector_train_fake: .* add a `detector:`"):
         parse_spec({**without, "detector_train_fake": 12})
+
+
+def test_cpu_fits_stack_at_most_a_fixed_number_of_instances_per_step():
+    """On a CPU the replicas of one batched fit times the batch size stay within
+    CPU_INSTANCES_PER_STEP (the class default batch size when the spec sets none)."""
+    neumf = {"name": "neumf", "params": {"batch_size": 2048}}
+    assert cells.replicas_per_fit(neumf, "cpu") == cells.CPU_INSTANCES_PER_STEP // 2048 == 32
+    assert cells.replicas_per_fit({"name": "neumf", "params": {}}, "cpu") == 64  # batch 256
+    assert cells.replicas_per_fit({"name": "gmf", "params": {"batch_size": 2**20}}, "cpu") == 1
+    assert cells.replicas_per_fit({"name": "als-mf", "params": {}}, "cpu") == 64  # no batches

@@ -69,6 +69,7 @@ from recpoison.experiment.measures.remedy import RemedyContext, make_remedy
 from recpoison.experiment.measures.target_hr import TargetHits
 from recpoison.experiment.measures.untargeted import UntargetedMetrics, edge_split
 from recpoison.experiment.spec import NO_ATTACK, NO_TARGETS, ComponentSpec, goal_of
+from recpoison.utils import resolve_device
 from recpoison.victims import Recommender, make_victim, victim_class
 
 logger = logging.getLogger(__name__)
@@ -79,6 +80,12 @@ Columns = Callable[[int, int, int], dict[str, Any]]
 
 #: At most this many replicas are trained in one batched fit (targets are grouped to fit).
 MAX_REPLICAS_PER_FIT = 64
+
+#: On a CPU a batched fit also stacks at most this many training instances per step (replicas x
+#: batch size): beyond it the stacked tables outgrow the caches and each replica-epoch gets
+#: slower. NeuMF on the bundled data, s per replica-epoch at batch 2048: 0.27 with 16
+#: replicas, 0.29 with 32, 0.41 with 64, 0.51 with 100; at batch 256, 64 replicas is fastest.
+CPU_INSTANCES_PER_STEP = 2**16
 
 
 def prepared_dataset(dataset: dict[str, Any], seed: int) -> Interactions:
@@ -398,7 +405,7 @@ def _retrain(
 
     ``datasets`` holds one poisoned dataset per target (or one dataset for all targets); the
     victim trains on their :func:`_victim_view`. Per-target datasets are trained together in
-    batched fits of up to :data:`MAX_REPLICAS_PER_FIT` replicas when the victim supports
+    batched fits of up to :func:`replicas_per_fit` replicas when the victim supports
     per-replica data, else one fit of ``retrains`` replicas per dataset. ``held_out`` (one
     dataset only) gives each user's held-out test item, never sampled as a training negative.
     """
@@ -406,7 +413,8 @@ def _retrain(
     trained = [_victim_view(d, config) for d in datasets]
     shared = len(trained) == 1
     batched = "per_replica_data" in victim_class(config["victim"]["name"]).capabilities
-    group = max(1, MAX_REPLICAS_PER_FIT // retrains) if batched and not shared else 1
+    cap = replicas_per_fit(config["victim"], device)
+    group = max(1, cap // retrains) if batched and not shared else 1
     n = len(trained)
     groups = [[0]] if shared else [list(range(i, min(i + group, n))) for i in range(0, n, group)]
     for members in groups:
@@ -423,6 +431,18 @@ def _retrain(
         fit = Fit(model, trained, members, shared, retrains)
         for measurement in measurements:
             measurement.observe(fit)
+
+
+def replicas_per_fit(victim: dict[str, Any], device: str) -> int:
+    """How many replicas one batched fit of ``victim`` stacks: :data:`MAX_REPLICAS_PER_FIT`,
+    and on a CPU at most :data:`CPU_INSTANCES_PER_STEP` training instances per step."""
+    batch = victim["params"].get("batch_size")
+    if batch is None:
+        parameter = inspect.signature(victim_class(victim["name"]).__init__).parameters
+        batch = getattr(parameter.get("batch_size"), "default", None)
+    if not isinstance(batch, int) or batch < 1 or resolve_device(device).type != "cpu":
+        return MAX_REPLICAS_PER_FIT
+    return max(1, min(MAX_REPLICAS_PER_FIT, CPU_INSTANCES_PER_STEP // batch))
 
 
 def _new_victim(victim: dict[str, Any], n_replicas: int, seed: int, device: str) -> Recommender:
