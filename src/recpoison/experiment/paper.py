@@ -2,20 +2,20 @@
 
 Published figures are package data, one YAML file per source paper in
 ``recpoison/presets/published/`` (Huang et al. 2021, Li et al. 2016, Fang et al. 2020, Aravind
-2022), transcribed from the seed texts with each row's line in the seed. A file maps the
-paper's dataset names to recpoison dataset names (``datasets``) and the paper's attack labels
-to recpoison attacks (``attacks``: a registry name, or ``{name, params}`` when the goal
-matters, e.g. Li's PGA availability vs integrity); each of its ``tables`` names the presets it
-belongs to, the report column it is compared with (``metric``), whether a stronger attack has a
+2022), transcribed from the seed texts with each row's line in the seed. A file maps the paper's
+dataset names to recpoison dataset names (``datasets``) and the paper's attack labels to
+recpoison attacks (``attacks``: a registry name, or ``{name, params}`` when the goal matters,
+e.g. Li's PGA availability vs integrity); each of its ``tables`` names the presets it belongs
+to, the report column it is compared with (``metric``), whether a stronger attack has a
 ``higher`` or ``lower`` value (``stronger``), the dimensions fixed for the whole table
-(``where``: k, size, target_type, knowledge, n_fillers, metric; a string ending in ``*`` is a
-prefix) and one entry per column (``columns``), and one row per (paper dataset, attack) with a
-value per column (``null`` where the extracted text is unreadable); ``value_from`` names another
-report column for one row (Huang's Table IX: its None row is the victim without detector). A
-table of ``kind: ranks`` holds orderings the paper states in words about a figure whose values
-were not extracted (1 = strongest; equal ranks where the paper does not order). ``scale``
-converts printed values into recpoison's units (percent -> fraction). A dimension a table
-leaves open matches every measured value; a table that does not fix K is compared at the
+(``where``: victim, k, size, target_type, knowledge, n_fillers, metric; a string ending in ``*``
+is a prefix) and one entry per column (``columns``), and one row per (paper dataset, attack)
+with a value per column (``null`` where the extracted text is unreadable); ``value_from`` names
+another report column for one row (Huang's Table IX: its None row is the victim without
+detector). A table of ``kind: ranks`` holds orderings the paper states in words about a figure
+whose values were not extracted (1 = strongest; equal ranks where the paper does not order).
+``scale`` converts printed values into recpoison's units (percent -> fraction). A dimension a
+table leaves open matches every measured value; a table that does not fix K is compared at the
 smallest K measured.
 
 Alignment. Each measured dataset is compared with the paper dataset the user picks
@@ -64,7 +64,7 @@ from recpoison.experiment.store import Store
 PUBLISHED_PACKAGE = "recpoison.presets"
 PUBLISHED_FOLDER = "published"
 #: The dimensions a published cell may fix (besides the dataset and the attack).
-CELL_DIMENSIONS = ("metric", "k", "size", "target_type", "knowledge", "n_fillers")
+CELL_DIMENSIONS = ("metric", "victim", "k", "size", "target_type", "knowledge", "n_fillers")
 #: The standard-error column of each metric that has one under another name.
 SE_COLUMNS = {"hr_mean": "hr_se", "hr_mean_detected": "hr_se_detected"}
 #: The columns of :func:`published_cells`.
@@ -274,7 +274,7 @@ def _param(attack: ComponentSpec, name: str) -> Any:
 
 
 def _fixed_match(cell: Any, row: dict[str, Any]) -> bool:
-    for dim in ("k", "size", "target_type", "knowledge", "n_fillers"):
+    for dim in CELL_DIMENSIONS[1:]:
         fixed = getattr(cell, dim)
         if _missing(fixed):
             continue
