@@ -25,7 +25,8 @@ from recpoison.data.loaders import load_dataset
 from recpoison.data.transforms import binarize, leave_one_out
 from recpoison.metrics import leave_one_out_hr_ndcg
 from recpoison.utils import resolve_device
-from recpoison.victims.neural import NeuMF, replica_seeds
+from recpoison.victims.base import replica_seeds
+from recpoison.victims.neural import NeuMF
 
 
 def parse_args() -> argparse.Namespace:

@@ -116,3 +116,17 @@ def test_bad_parameters_are_config_errors(small, params):
 def test_implicit_data_is_refused(tiny_implicit):
     with pytest.raises(ConfigError, match="explicit"):
         ALSMF(iterations=1).fit(tiny_implicit)
+
+
+def test_per_replica_seeds_pair_the_blocks_of_a_batched_fit():
+    """Seeds repeated per dataset (as the runner passes them) give every dataset's replicas the
+    clean model's initialisations: on equal data the blocks are equal, replica for replica."""
+    data = planted(n_users=40, n_items=30, n_factors=3, ratings_per_user=8, random_state=0)
+    seeds = [11, 12]
+    clean = ALSMF(rank=3, iterations=5, n_replicas=2, random_state=seeds).fit(data)
+    batched = ALSMF(rank=3, iterations=5, n_replicas=4, random_state=seeds * 2)
+    batched.fit([data] * 4)
+    scores = batched.score_replicas(np.arange(40))
+    torch.testing.assert_close(scores[2:], scores[:2])
+    torch.testing.assert_close(scores[:2], clean.score_replicas(np.arange(40)))
+    assert not torch.allclose(scores[0], scores[1])

@@ -13,9 +13,9 @@ from recpoison.data.transforms import item_popularity, leave_one_out
 from recpoison.errors import ConfigError, DeviceError
 from recpoison.metrics import leave_one_out_hr_ndcg
 from recpoison.victims import make_victim
-from recpoison.victims.base import Recommender
+from recpoison.victims.base import Recommender, replica_seeds
 from recpoison.victims.ncf_backward import bce_step
-from recpoison.victims.neural import GMF, MLP, NeuMF, replica_seeds
+from recpoison.victims.neural import GMF, MLP, NeuMF
 from recpoison.victims.neural_modules import (
     NegativeSampler,
     ReplicaData,
@@ -423,3 +423,10 @@ def test_fixed_negatives_replace_the_sampled_ones_every_epoch():
         assert not torch.any((users[0] == bare_user) & (labels[0] == 0))
     with pytest.raises(ConfigError, match="fixed negatives are needed"):
         GMF(epochs=1, random_state=0, device="cpu").fit(data, fixed_negatives={3: negatives[:3]})
+
+
+def test_a_sequence_random_state_gives_the_replica_seeds():
+    seeds = replica_seeds(7, 2)
+    assert replica_seeds(seeds * 2, 4) == seeds * 2
+    with pytest.raises(ConfigError, match="3 replica seeds for 4 replicas"):
+        replica_seeds([1, 2, 3], 4)

@@ -195,21 +195,27 @@ def test_cells_share_the_baseline_and_have_stable_keys(csv_path):
 
 
 def test_per_target_fits_when_batching_is_capped(csv_path, monkeypatch):
-    """With at most one target per fit, each target gets its own fit of R replicas."""
+    """With at most one target per fit, each target gets its own fit of R replicas, with the
+    same seeds as in one batched fit (those of the clean victim), so the results are equal."""
     spec = parse_spec(tiny_spec(csv_path, sizes=[0.1]))
     cell = next(c for c in expand_cells(spec) if c.labels.get("attack") == "random")
-    monkeypatch.setattr(cells, "MAX_REPLICAS_PER_FIT", 1)
     fits = []
     real = cells._new_victim
-    monkeypatch.setattr(
-        cells,
-        "_new_victim",
-        lambda victim, n, seed, device: fits.append(n) or real(victim, n, seed, device),
-    )
-    outcome = execute_cell(cell.config, "cpu")
-    assert fits == [2, 2]  # 2 targets x (one fit of 2 retrains)
-    assert len(outcome.results) == 2 * 2 * 2
-    assert {row["target_index"] for row in outcome.results} == {0, 1}
+
+    def recorded(victim, n, seeds, device):
+        fits.append((n, list(seeds)))
+        return real(victim, n, seeds, device)
+
+    monkeypatch.setattr(cells, "_new_victim", recorded)
+    batched = execute_cell(cell.config, "cpu")
+    monkeypatch.setattr(cells, "MAX_REPLICAS_PER_FIT", 1)
+    capped = execute_cell(cell.config, "cpu")
+    (n, seeds), *per_target = fits
+    assert n == 4 and seeds[:2] == seeds[2:]  # 2 targets x 2 retrains, seeds repeated
+    assert per_target == [(2, seeds[:2])] * 2  # 2 targets x (one fit of 2 retrains)
+    assert len(capped.results) == 2 * 2 * 2
+    assert {row["target_index"] for row in capped.results} == {0, 1}
+    assert [row["hr"] for row in capped.results] == [row["hr"] for row in batched.results]
 
 
 def test_explicit_victim_with_detector_knowledge_and_rmse(planted_csv, tmp_path):

@@ -32,7 +32,7 @@ version we could not consult.
 from __future__ import annotations
 
 import logging
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import torch
 
@@ -42,6 +42,22 @@ logger = logging.getLogger(__name__)
 
 Method = Literal["cg", "block"]
 Factors = tuple[torch.Tensor, torch.Tensor]
+
+
+class HessianSolution(NamedTuple):
+    """``z = H⁻¹ rhs``, CG's relative residual, and whether CG fell back to the block form."""
+
+    z: Factors
+    residual: float
+    fallback: bool
+
+
+class ImplicitGradient(NamedTuple):
+    """``dR/dM̃`` at the requested entries, with the solve's residual and fallback flag."""
+
+    gradient: torch.Tensor
+    residual: float
+    fallback: bool
 
 
 class Hessian:
@@ -116,16 +132,24 @@ def solve_hessian(
     method: Method = "cg",
     max_iter: int = 50,
     tol: float = 1e-6,
-) -> tuple[Factors, float]:
+) -> HessianSolution:
     """``z = H⁻¹ rhs`` by preconditioned CG (``"cg"``) or the block-diagonal closed form.
 
     Also returns CG's final relative residual ``‖rhs − Hz‖ / ‖rhs‖`` (NaN for ``"block"``); a
     large one means the victim's fit is far from a minimum or ``max_iter`` is too small.
+
+    When CG meets non-positive curvature before it has reduced the residual at all, ``H`` is
+    not positive definite at the fit (a victim not yet at a minimum: on ml-latest-small, 100 ALS
+    sweeps left 7 fake users' fit with a user-gradient norm of 1.9 and curvature −0.004 along
+    CG's first direction) and the implicit-function gradient is undefined there. The solve then
+    falls back to the block-diagonal closed form (Li et al. Eq. 12, positive definite by
+    construction) instead of returning ``z = 0``, whose zero gradient made PGA stop at its
+    initial profile; ``fallback`` says so and ``residual`` is the closed form's.
     """
     hessian = Hessian(entries, users, items, lambda_u, lambda_v)
     precondition = _BlockPreconditioner(hessian)
     if method == "block":
-        return precondition(rhs), float("nan")
+        return HessianSolution(precondition(rhs), float("nan"), False)
     if method != "cg":
         raise ValueError(f"unknown method {method!r}")
     z = (torch.zeros_like(rhs[0]), torch.zeros_like(rhs[1]))
@@ -135,12 +159,14 @@ def solve_hessian(
     ry = _dot(r, y)
     norm0 = float(_dot(rhs, rhs).sqrt())
     if norm0 == 0:
-        return z, 0.0
+        return HessianSolution(z, 0.0, False)
     best, best_relative = z, 1.0
     for _ in range(max_iter):
         hp = hessian(p)
         curvature = _dot(p, hp)
         if curvature <= 0:  # round-off along the rotation null space, or not at a minimum
+            if best_relative >= 1.0:
+                return _block_fallback(hessian, precondition, rhs, norm0)
             break
         alpha = ry / curvature
         z = (z[0] + alpha * p[0], z[1] + alpha * p[1])
@@ -155,7 +181,23 @@ def solve_hessian(
         p = (y[0] + ry_new / ry * p[0], y[1] + ry_new / ry * p[1])
         ry = ry_new
     logger.debug("CG stopped at relative residual %.1e", best_relative)
-    return best, best_relative
+    return HessianSolution(best, best_relative, False)
+
+
+def _block_fallback(
+    hessian: Hessian, precondition: _BlockPreconditioner, rhs: Factors, norm0: float
+) -> HessianSolution:
+    """The block-diagonal solution where CG cannot start (see :func:`solve_hessian`)."""
+    z = precondition(rhs)
+    hz = hessian(z)
+    residual = (rhs[0] - hz[0], rhs[1] - hz[1])
+    relative = float(_dot(residual, residual).sqrt()) / norm0
+    logger.info(
+        "CG met negative curvature at its first step (the victim's fit is not at a minimum); "
+        "using the block-diagonal gradient of Li et al. Eq. 12 (relative residual %.2g)",
+        relative,
+    )
+    return HessianSolution(z, relative, True)
 
 
 def implicit_gradient(
@@ -170,19 +212,20 @@ def implicit_gradient(
     method: Method = "cg",
     max_iter: int = 50,
     tol: float = 1e-2,
-) -> tuple[torch.Tensor, float]:
+) -> ImplicitGradient:
     """``dR/dM̃`` at the entries ``(rows, cols)`` of the (stacked) training matrix.
 
     ``grad_theta = (∂R/∂U, ∂R/∂V)`` is the utility's gradient at the victim's solution
     ``(users, items)`` fitted on ``entries``. CG stops at relative residual ``tol``; the
     default is ample for an ascent direction (on planted data PGA's final utility is the same
-    to 0.2 % with 1e-4, 1e-2 and 1e-1). The residual reached is returned too.
+    to 0.2 % with 1e-4, 1e-2 and 1e-1). The residual reached, and whether the solve fell back
+    to the block form (:func:`solve_hessian`), are returned too.
     """
-    (z_u, z_v), residual = solve_hessian(
+    (z_u, z_v), residual, fallback = solve_hessian(
         entries, users, items, lambda_u, lambda_v, grad_theta, method, max_iter, tol
     )
     gradient = 2 * ((z_u[rows] * items[cols]).sum(1) + (z_v[cols] * users[rows]).sum(1))
-    return gradient, residual
+    return ImplicitGradient(gradient, residual, fallback)
 
 
 # -- attacker utilities (Li et al. §3) and their gradients with respect to θ -------------------

@@ -174,14 +174,14 @@ class _FactorizationAttack(Attack):
         run = _Run(self, train, targets, n_fake, problem, center, rng)
         values = self._initial_values(run, rng)
         gen = torch.Generator().manual_seed(derive_seed(rng))
-        history, residuals = [], []
+        history, residuals, fallbacks = [], [], 0
         users, items = run.solve(values, self.fit_iterations)
         value = run.utility(users, items)[0]
         history.append(value)
         for t in range(self.n_iter):
             if run.converged:
                 break
-            grad, residual = implicit_gradient(
+            grad, residual, fallback = implicit_gradient(
                 run.entries(values),
                 users,
                 items,
@@ -194,6 +194,7 @@ class _FactorizationAttack(Attack):
                 self.cg_iterations,
             )
             residuals.append(residual)
+            fallbacks += fallback
             values, (users, items), value = self._step(run, values, grad, t, gen)
             history.append(value)
             logger.debug("%s iteration %d: utility %.6g", self.name, t, value)
@@ -209,6 +210,7 @@ class _FactorizationAttack(Attack):
             "utility_final": history[-1],
             "utility_projected": run.utility(users, items)[0],
             "cg_residual_max": max(residuals, default=float("nan")),
+            "cg_fallbacks": fallbacks,
             "converged": run.converged,
             "step_history": run.steps,
             "seconds": time.perf_counter() - started,

@@ -241,7 +241,7 @@ class SAttack(Attack):
                 best, best_loss = w, loss
             if t == self.n_iter:
                 break
-            grad, _ = implicit_gradient(
+            implicit = implicit_gradient(
                 model.entries,
                 model.users,
                 model.items,
@@ -253,7 +253,8 @@ class SAttack(Attack):
                 self.gradient,
                 self.cg_iterations,
             )
-            subgradient = grad + self.eta  # ∂‖w‖₁ = 1 on w ≥ 0 (the projection keeps w ≥ 0)
+            # ∂‖w‖₁ = 1 on w ≥ 0 (the projection keeps w ≥ 0)
+            subgradient = implicit.gradient + self.eta
             scale = float(subgradient.abs().max())
             if scale > 0:
                 step = self.step_size * r_max / (scale * (t + 1) ** 0.5)

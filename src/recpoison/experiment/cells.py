@@ -71,6 +71,7 @@ from recpoison.experiment.measures.untargeted import UntargetedMetrics, edge_spl
 from recpoison.experiment.spec import NO_ATTACK, NO_TARGETS, ComponentSpec, goal_of
 from recpoison.utils import resolve_device
 from recpoison.victims import Recommender, make_victim, victim_class
+from recpoison.victims.base import ReplicaRandomState, replica_seeds
 
 logger = logging.getLogger(__name__)
 
@@ -406,8 +407,12 @@ def _retrain(
     ``datasets`` holds one poisoned dataset per target (or one dataset for all targets); the
     victim trains on their :func:`_victim_view`. Per-target datasets are trained together in
     batched fits of up to :func:`replicas_per_fit` replicas when the victim supports
-    per-replica data, else one fit of ``retrains`` replicas per dataset. ``held_out`` (one
-    dataset only) gives each user's held-out test item, never sampled as a training negative.
+    per-replica data, else one fit of ``retrains`` replicas per dataset. Every dataset's
+    ``retrains`` replicas get the same seeds, those of the clean victim (the ``none`` cell and an
+    explicit cell's clean fit use ``seed`` with ``retrains`` replicas), however the datasets are
+    grouped: so each poisoned replica is paired with the clean replica of its seed, and results
+    do not depend on :func:`replicas_per_fit`. ``held_out`` (one dataset only) gives each
+    user's held-out test item, never sampled as a training negative.
     """
     retrains = config["retrains"]
     trained = [_victim_view(d, config) for d in datasets]
@@ -417,9 +422,10 @@ def _retrain(
     group = max(1, cap // retrains) if batched and not shared else 1
     n = len(trained)
     groups = [[0]] if shared else [list(range(i, min(i + group, n))) for i in range(0, n, group)]
+    seeds = replica_seeds(seed, retrains)
     for members in groups:
         n_replicas = retrains * len(members)
-        model = _new_victim(config["victim"], n_replicas, seed, device)
+        model = _new_victim(config["victim"], n_replicas, seeds * len(members), device)
         say(f"training {n_replicas} {config['victim']['name']} replicas")
         if len(members) > 1:
             model.fit([trained[t] for t in members for _ in range(retrains)])
@@ -445,7 +451,9 @@ def replicas_per_fit(victim: dict[str, Any], device: str) -> int:
     return max(1, min(MAX_REPLICAS_PER_FIT, CPU_INSTANCES_PER_STEP // batch))
 
 
-def _new_victim(victim: dict[str, Any], n_replicas: int, seed: int, device: str) -> Recommender:
+def _new_victim(
+    victim: dict[str, Any], n_replicas: int, seed: ReplicaRandomState, device: str
+) -> Recommender:
     return make_victim(
         victim["name"], **victim["params"], n_replicas=n_replicas, random_state=seed, device=device
     )

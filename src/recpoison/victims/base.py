@@ -12,7 +12,7 @@ import torch
 
 from recpoison.data.interactions import Interactions
 from recpoison.errors import ConfigError
-from recpoison.utils import RandomState, resolve_device
+from recpoison.utils import RandomState, check_random_state, derive_seed, resolve_device
 
 #: Capabilities a victim may declare; attacks state which ones they need.
 CAPABILITIES = frozenset(
@@ -20,12 +20,36 @@ CAPABILITIES = frozenset(
 )
 
 
+#: A victim's ``random_state``: one for all replicas, or one seed per replica.
+ReplicaRandomState = RandomState | Sequence[int]
+
+
+def replica_seeds(random_state: ReplicaRandomState, n_replicas: int) -> list[int]:
+    """The seed of each replica of a model with ``random_state`` and ``n_replicas`` replicas.
+
+    Seeds are drawn one after another from ``check_random_state(random_state)``, so the list for
+    ``R`` replicas starts with the list for fewer (replica 0 of any run with an int seed ``s`` is
+    the one-replica run with ``random_state=s``). A sequence gives the seeds themselves, one per
+    replica: a batched fit of several datasets then repeats one model's seeds per dataset (the
+    runner pairs every target's retrains with the clean victim's, seed for seed).
+    """
+    if isinstance(random_state, Sequence):
+        if len(random_state) != n_replicas:
+            raise ConfigError(
+                f"random_state gives {len(random_state)} replica seeds for {n_replicas} replicas"
+            )
+        return [int(seed) for seed in random_state]
+    rng = check_random_state(random_state)
+    return [derive_seed(rng) for _ in range(n_replicas)]
+
+
 class Recommender(ABC):
     """A recommender under attack.
 
     The constructor stores hyperparameters only. ``fit`` trains ``n_replicas`` independent
-    models (seeds derived from ``random_state``); ``score_replicas`` returns the scores of all
-    replicas at once, on the model's device, so metrics can rank them in one batched top-k.
+    models (seeds from ``random_state``, see :func:`replica_seeds`); ``score_replicas`` returns
+    the scores of all replicas at once, on the model's device, so metrics can rank them in one
+    batched top-k.
     Fitted attributes end in ``_``.
     """
 
@@ -33,7 +57,11 @@ class Recommender(ABC):
     capabilities: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(
-        self, *, n_replicas: int = 1, random_state: RandomState = None, device: str = "auto"
+        self,
+        *,
+        n_replicas: int = 1,
+        random_state: ReplicaRandomState = None,
+        device: str = "auto",
     ) -> None:
         self.n_replicas = n_replicas
         self.random_state = random_state

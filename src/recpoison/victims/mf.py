@@ -26,8 +26,8 @@ import torch
 
 from recpoison.data.interactions import Interactions
 from recpoison.errors import ConfigError
-from recpoison.utils import RandomState, check_random_state, derive_seed
-from recpoison.victims.base import Recommender
+from recpoison.utils import RandomState
+from recpoison.victims.base import Recommender, replica_seeds
 
 logger = logging.getLogger(__name__)
 
@@ -291,8 +291,7 @@ class ALSMF(Recommender):
                 "(the normal equations of a user with < k ratings are singular)"
             )
         dtype, device = torch_dtype(self.dtype), self.device_
-        rng = check_random_state(self.random_state)
-        seeds = [derive_seed(rng) for _ in range(self.n_replicas)]
+        seeds = replica_seeds(self.random_state, self.n_replicas)
         items = torch.stack(
             [initial_items(datasets[0].n_items, self.rank, s, dtype, device) for s in seeds]
         )

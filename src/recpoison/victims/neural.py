@@ -44,8 +44,8 @@ import torch.nn.functional as F
 
 from recpoison.data.interactions import Interactions
 from recpoison.errors import ConfigError
-from recpoison.utils import RandomState, check_random_state, derive_seed
-from recpoison.victims.base import Recommender
+from recpoison.utils import RandomState
+from recpoison.victims.base import Recommender, replica_seeds
 from recpoison.victims.ncf_backward import bce_step
 from recpoison.victims.neural_modules import (
     FixedNegatives,
@@ -66,19 +66,6 @@ OPTIMIZERS = ("adam", "lazy-adam")
 SCORE_CHUNK_ELEMENTS = 2**25
 
 ProgressCallback = Callable[[int, int], None]
-
-
-def replica_seeds(random_state: RandomState, n_replicas: int) -> list[int]:
-    """The seed of each replica of a model with ``random_state`` and ``n_replicas`` replicas.
-
-    Seeds are drawn one after another from ``check_random_state(random_state)``, so the list for
-    ``R`` replicas starts with the list for fewer (replica 0 of any run with an int seed ``s`` is
-    the one-replica run with ``random_state=s``). A model built with
-    ``seeds=[replica_seeds(s, R)[r]]`` reproduces replica ``r`` of the ``R``-replica model with
-    ``random_state=s``.
-    """
-    rng = check_random_state(random_state)
-    return [derive_seed(rng) for _ in range(n_replicas)]
 
 
 class NCFRecommender(Recommender):

@@ -23,8 +23,8 @@ import torch
 
 from recpoison.data.interactions import Interactions
 from recpoison.errors import ConfigError
-from recpoison.utils import RandomState, check_random_state, derive_seed
-from recpoison.victims.base import Recommender
+from recpoison.utils import RandomState
+from recpoison.victims.base import Recommender, replica_seeds
 from recpoison.victims.mf import Center, Entries, rating_offset, torch_dtype
 
 logger = logging.getLogger(__name__)
@@ -174,14 +174,14 @@ class NuclearNormMF(Recommender):
         if self.lam <= 0 or self.max_rank < 1 or self.iterations < 1:
             raise ConfigError(f"{self.name}: need lam > 0, max_rank >= 1 and iterations >= 1")
         dtype, device = torch_dtype(self.dtype), self.device_
-        rng = check_random_state(self.random_state)
+        seeds = replica_seeds(self.random_state, self.n_replicas)
         solved: dict[int, tuple[LowRank, list[float], float]] = {}
-        for data in datasets:
+        for seed, data in zip(seeds, datasets, strict=True):
             if id(data) in solved:
                 continue
             offset = rating_offset(data, self.center)
             entries = Entries.from_interactions(data, offset, dtype, device)
-            gen = torch.Generator().manual_seed(derive_seed(rng))
+            gen = torch.Generator().manual_seed(seed)
             factors, history = soft_impute(
                 entries,
                 self.lam,

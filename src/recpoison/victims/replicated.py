@@ -19,8 +19,7 @@ import torch
 
 from recpoison.data.interactions import Interactions
 from recpoison.errors import ConfigError
-from recpoison.victims.base import Recommender
-from recpoison.victims.neural import replica_seeds
+from recpoison.victims.base import Recommender, replica_seeds
 
 #: Scores ``[len(users), n_items]`` of one fitted replica for the user indices given.
 ReplicaScorer = Callable[[np.ndarray], torch.Tensor]
