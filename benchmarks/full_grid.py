@@ -11,7 +11,8 @@ extrapolates, printing each piece next to the plain alternative measured in the 
   ``--optimizer lazy-adam`` for lazy Adam);
 * poison-model, seconds per fake user per target: the pre-training epochs and the poison rounds
   of one step for 10 target sets stacked, vs one target alone (the authors' code: 247 s per fake
-  user on one idle core, 5.4-9.2 s per epoch);
+  user on one idle core, 5.4-9.2 s per epoch); the grid's cost with the sizes sharing their
+  steps (the runner's default: 34 steps per target type) and with each size from scratch (64);
 * the MF attack (heuristics cost nothing): one generation, per target and size.
 
     .venv/bin/python benchmarks/full_grid.py --threads 1            # ~10 min on an idle CPU
@@ -135,12 +136,13 @@ def main() -> None:
     rng = np.random.default_rng(0)
     targets = rng.choice(unpopular_items(data, threshold), TARGETS_PER_TYPE, replace=False)
     poisoned = data.with_fake_users(_one_fake_user(data))
-    costs = {}
+    costs, fits = {}, {}
     for n_sets in (1, TARGETS_PER_TYPE):
         epoch, model = epoch_seconds(poisoned, n_sets, device, 256, 1e-3)
         rounds = round_seconds(model, poisoned, targets[:n_sets, None], device)
         step = EPOCHS * epoch + ROUNDS * (rounds + epoch)
         costs[n_sets] = step / n_sets
+        fits[n_sets] = EPOCHS * epoch  # one poison-model training from scratch
         print(
             f"\npoison-model, {n_sets} target set(s) stacked: epoch {epoch:.2f} s, poison round "
             f"{rounds:.2f} s -> one step {step:.0f} s = {step / n_sets:.1f} s per fake user "
@@ -151,9 +153,17 @@ def main() -> None:
         f"{AUTHORS_SECONDS_PER_FAKE_USER:.0f} s per fake user "
         f"({AUTHORS_SECONDS_PER_FAKE_USER / costs[TARGETS_PER_TYPE]:.1f}x slower)"
     )
-    steps = TARGET_TYPES * sum(n_fake)
-    poison_hours = steps * costs[TARGETS_PER_TYPE] * TARGETS_PER_TYPE / 3600
-    print(f"  {steps} steps of 10 stacked targets in the grid: {poison_hours:.1f} h")
+    # per target type: the steps, plus one base fit per chain of steps and one refit per size
+    step_hours = costs[TARGETS_PER_TYPE] * TARGETS_PER_TYPE / 3600
+    fit_hours = fits[TARGETS_PER_TYPE] / 3600
+    separate = TARGET_TYPES * (sum(n_fake) * step_hours + 2 * len(SIZES) * fit_hours)
+    poison_hours = TARGET_TYPES * (max(n_fake) * step_hours + (1 + len(SIZES)) * fit_hours)
+    print(
+        f"  the sizes share their steps (each cell goes on from the previous size): "
+        f"{TARGET_TYPES * max(n_fake)} steps of 10 stacked targets in the grid, "
+        f"{poison_hours:.1f} h; each size from scratch: {TARGET_TYPES * sum(n_fake)} steps, "
+        f"{separate:.1f} h"
+    )
 
     # -- MF attack ----------------------------------------------------------------------------
     start = time.perf_counter()

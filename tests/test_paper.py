@@ -194,6 +194,43 @@ def test_unreadable_cells_are_left_out():
     assert sorted(published["size"]) == [0.0, 0.05, 0.10]
 
 
+def test_thesis_tables_4_9_to_4_18_are_reference_transcriptions():
+    """Thesis Tables 4.9-4.18 (surrogate Cases 2-3, more surrogate experiments, new and similar
+    users): stored for reference, compared with no preset but row 7 of 4.13-4.14 (GMF -> GMF,
+    aravind-surrogate's gmf victim); drops in percentage points become
+    fractions; the drop tables repeat the Drop % rows of Cases 1-3 (Tables 4.7, 4.9, 4.11)."""
+    tables = [
+        t
+        for t in published_papers()["aravind2022"]["tables"]
+        if t["id"].split()[0] in {f"4.{n}" for n in range(9, 19)}
+    ]
+    assert len(tables) == 8 + 2 * 11 + 2 * 7 + 2 * 10
+    linked = {t["id"] for t in tables if t["presets"]}
+    assert linked == {"4.13 row 7", "4.14 row 7"}
+    assert all(t["presets"] == ["aravind-surrogate"] for t in tables if t["id"] in linked)
+    # Table 4.9, Case 2, Meta-Attack at N_p = 10,000: target accuracy 84.1305 % (seed 003 l. 622)
+    value = _value("aravind2022:4.9 training", "MovieLens", "Meta-Attack", size=0.10)
+    assert value == pytest.approx(0.841305, abs=1e-12)
+    # Table 4.13 row 7 (GMF -> GMF, 10K), target unseen accuracy drop 6.8473 (line 690)
+    drop = _value(
+        "aravind2022:4.13 row 7", "MovieLens", "Meta-Attack", metric="unseen_accuracy_drop"
+    )
+    assert drop == pytest.approx(0.068473, abs=1e-12)
+    # Table 4.18 row 10 (K-means, N_sim = 943), target training AUROC drop 0.3188 (line 804)
+    attack = "Meta-Attack (N_sim = 943, K-means)"
+    drop = _value("aravind2022:4.18 row 10", "MovieLens", attack, metric="train_auroc_drop")
+    assert drop == pytest.approx(0.003188, abs=1e-12)
+    # Table 4.13 rows 1, 3 and 9 are Cases 1-3 (Tables 4.7, 4.9, 4.11) at 10,000 flips
+    cases = {"1": "4.7 training", "3": "4.9 training", "9": "4.11 training"}
+    for (row, case), attack in itertools.product(cases.items(), ("Meta-Attack", "Baseline")):
+        clean = _value(f"aravind2022:{case}", "MovieLens", "None", size=0.10)
+        attacked = _value(f"aravind2022:{case}", "MovieLens", attack, size=0.10)
+        printed = _value(
+            f"aravind2022:4.13 row {row}", "MovieLens", attack, metric="train_accuracy_drop"
+        )
+        assert clean - attacked == pytest.approx(printed, abs=2e-6)
+
+
 # -- alignment and Kendall's tau on a synthetic store -----------------------------------------
 SPEC = {
     "name": "huang2021-table1",
@@ -415,8 +452,9 @@ def test_attacks_match_by_goal():
 
 
 def test_a_table_fixing_the_victim_is_compared_with_that_victim_only():
-    """Tables 4.7-4.8 of the thesis are about a GMF target: in the aravind-surrogate preset
-    (GMF and NeuMF victims facing the same flips) only the GMF rows are compared."""
+    """Tables 4.7-4.8 and row 7 of 4.13-4.14 of the thesis are about a GMF target: in the
+    aravind-surrogate preset (GMF and NeuMF victims facing the same flips) only the GMF rows
+    are compared."""
     spec = parse_spec(load_preset("aravind-surrogate"))
     cells, _ = published_cells("aravind-surrogate")
     assert set(cells["victim"]) == {"gmf"}
@@ -425,4 +463,11 @@ def test_a_table_fixing_the_victim_is_compared_with_that_victim_only():
     assert set(report["victim"]) == {"gmf", "neumf"}
     comparison = compare_with_paper(report, spec, "aravind-surrogate")
     assert set(comparison["victim"]) == {"gmf"}
-    assert set(comparison["table"]) == {"4.7 training", "4.7 unseen", "4.8 training", "4.8 unseen"}
+    assert set(comparison["table"]) == {
+        "4.7 training",
+        "4.7 unseen",
+        "4.8 training",
+        "4.8 unseen",
+        "4.13 row 7",
+        "4.14 row 7",
+    }

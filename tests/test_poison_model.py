@@ -285,3 +285,49 @@ def test_a_skipped_replica_keeps_its_parameters_and_moments(effect_setup):
     ref_state = reference.optimizer_.state[reference.module_.out_weight]
     torch.testing.assert_close(state["exp_avg"][2], ref_state["exp_avg"][2])
     assert not torch.equal(state["exp_avg"][1], ref_state["exp_avg"][1])
+
+
+def test_a_larger_attack_goes_on_from_a_smaller_one(effect_setup):
+    """The authors' schedule grows by prefix: 2 fake users, then 4 going on from them, equal 4
+    made at once (same random state), and the resumed call runs 2 steps only."""
+    data, target, _, _ = effect_setup
+    attack = PoisonModelAttack(n_fillers=8, rounds=2, refit_after=True)
+    assert attack.grows_by_prefix()
+    assert not PoisonModelAttack(schedule="fast").grows_by_prefix()
+    targets = [np.array([target])]
+    kwargs = {"surrogate": small_surrogate(epochs=3), "random_states": [7]}
+    attack.generate_many(data, targets, 2, **kwargs)
+    smaller = attack.progress_
+    assert smaller.n_fake == 2
+    resumed = attack.generate_many(data, targets, 4, resume_from=smaller, **kwargs)[0]
+    direct = attack.generate_many(data, targets, 4, **kwargs)[0]
+    np.testing.assert_array_equal(resumed.matrix.toarray(), direct.matrix.toarray())
+    assert resumed.info["resumed_from"] == 2 and direct.info["resumed_from"] == 0
+    assert (
+        len(resumed.info["trace"]) == 4
+        and resumed.info["chosen_rounds"] == direct.info["chosen_rounds"]
+    )
+    assert resumed.info["surrogate_hr"] == direct.info["surrogate_hr"]  # refit on all 4
+    assert smaller.n_fake == 2  # the state given is not changed
+
+
+def test_a_progress_from_other_inputs_is_not_resumed(effect_setup):
+    """Another target, another seed, or a last step cut short (3 fake users by 2 per step):
+    the attack starts over."""
+    data, target, _, _ = effect_setup
+    attack = PoisonModelAttack(n_fillers=8, rounds=1, fake_per_step=2, refit_after=False)
+    kwargs = {"surrogate": small_surrogate(epochs=2)}
+    attack.generate_many(data, [np.array([target])], 3, random_states=[7], **kwargs)
+    odd = attack.progress_
+    attack.generate_many(data, [np.array([target])], 2, random_states=[7], **kwargs)
+    even = attack.progress_
+    cases = [([target], [7], odd), ([target + 1], [7], even), ([target], [8], even)]
+    for items, seeds, progress in cases:
+        fake = attack.generate_many(
+            data, [np.array(items)], 4, random_states=seeds, resume_from=progress, **kwargs
+        )[0]
+        assert fake.info["resumed_from"] == 0
+    fake = attack.generate_many(
+        data, [np.array([target])], 4, random_states=[7], resume_from=even, **kwargs
+    )[0]
+    assert fake.info["resumed_from"] == 2

@@ -44,6 +44,12 @@ class Attack(ABC):
     ) -> FakeProfiles:
         """Return ``n_fake`` fake profiles promoting ``targets`` (item indices of ``train``)."""
 
+    def grows_by_prefix(self) -> bool:
+        """Whether, with the same random state, the fake users of a larger attack begin with those
+        of a smaller one, so that sizes can share their work: the runner then seeds the attack
+        independently of its size and passes ``resume_from`` to ``generate_many``."""
+        return False
+
     def get_params(self) -> dict[str, Any]:
         names = [p for p in inspect.signature(type(self).__init__).parameters if p != "self"]
         return {name: getattr(self, name) for name in names}

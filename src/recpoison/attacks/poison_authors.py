@@ -23,11 +23,22 @@ One step for a group of fake users (``fake_per_step``), per replica (section IV-
    has its parameters and moments restored after the stacked step;
 3. the fake users' predicted scores ŷ_v of the round with the best HR_t@K (round 0 = the
    pre-trained model) choose the fillers.
+
+Nothing a step does depends on how many fake users are still to come, so with the same random
+states the first ``n`` fake users of a larger attack are those of the attack of size ``n``
+whenever ``n`` is a multiple of ``fake_per_step``. :class:`AuthorsProgress` is the state after
+some steps; an attack of a larger size may go on from it (``resume_from``) instead of starting
+over: the runner does so across a spec's sizes (Table I's 0.5/1/3/5 % on 671 users take 34 steps
+instead of 3 + 7 + 20 + 34 = 64).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -35,6 +46,7 @@ import torch.nn.functional as F
 
 from recpoison.attacks.poison_loss import eligible_mask, rank_gaps, seen_mask, user_losses
 from recpoison.data.interactions import Interactions
+from recpoison.utils import RandomState
 from recpoison.victims.base import Recommender
 
 
@@ -45,6 +57,59 @@ def fixed_negatives(
     replacement from the items it did not rate, once for the rest of the attack (authors)."""
     unrated = np.setdiff1d(np.arange(n_items), rated)
     return rng.choice(unrated, size=len(rated) * n_negatives, replace=True)
+
+
+@dataclass
+class AuthorsProgress:
+    """The state of the authors' schedule after ``n_fake`` fake users per target set: what a
+    larger attack with the same inputs (``fingerprint``) goes on from. Lists hold one entry per
+    target set; ``rngs`` are the random streams as the next step finds them."""
+
+    fingerprint: str | None
+    n_fake: int
+    rngs: list[np.random.Generator]
+    fit_seeds: list[int]
+    hr_before: np.ndarray
+    n_negatives: int
+    selections: list[Any]
+    fillers: list[np.ndarray]
+    ratings: list[np.ndarray]
+    negatives: list[list[np.ndarray]]
+    traces: list[list[dict[str, Any]]]
+
+    def continues(self, fingerprint: str | None, n_fake: int, per_step: int) -> bool:
+        """Whether an attack of ``n_fake`` fake users with inputs ``fingerprint`` may go on from
+        here: same inputs, no more fake users yet, and only whole steps behind."""
+        return (
+            fingerprint is not None
+            and fingerprint == self.fingerprint
+            and self.n_fake <= n_fake
+            and self.n_fake % per_step == 0
+        )
+
+
+def progress_fingerprint(
+    attack_params: dict[str, Any],
+    surrogate_params: dict[str, Any],
+    view: Interactions,
+    targets: np.ndarray,
+    random_states: Sequence[RandomState],
+) -> str | None:
+    """SHA-256 of everything the authors' schedule reads besides the number of fake users;
+    ``None`` (never resumable) unless every random state is an integer seed. The surrogate's
+    own ``random_state`` is left out: the poison models take their seeds from ``random_states``."""
+    if not all(isinstance(rs, int | np.integer) for rs in random_states):
+        return None
+    surrogate = {k: v for k, v in surrogate_params.items() if k != "random_state"}
+    text = json.dumps(
+        [attack_params, surrogate, [int(rs) for rs in random_states]], sort_keys=True, default=str
+    )
+    digest = hashlib.sha256(text.encode())
+    matrix = view.matrix
+    digest.update(str(matrix.shape).encode())
+    for array in (matrix.indptr, matrix.indices, matrix.data, targets):
+        digest.update(np.ascontiguousarray(array).tobytes())
+    return digest.hexdigest()
 
 
 @dataclass

@@ -63,6 +63,7 @@ Choices the paper leaves open, and what is done here:
 
 from __future__ import annotations
 
+import copy
 import logging
 import time
 from collections.abc import Sequence
@@ -73,7 +74,12 @@ import scipy.sparse as sp
 import torch
 
 from recpoison.attacks.base import Attack
-from recpoison.attacks.poison_authors import StackedTargets, fixed_negatives
+from recpoison.attacks.poison_authors import (
+    AuthorsProgress,
+    StackedTargets,
+    fixed_negatives,
+    progress_fingerprint,
+)
 from recpoison.attacks.poison_loss import PoisonObjective
 from recpoison.attacks.ratings import (
     RatingSampler,
@@ -186,6 +192,11 @@ class PoisonModelAttack(Attack):
         self.refit_after = refit_after
         self.schedule = schedule
 
+    def grows_by_prefix(self) -> bool:
+        """The authors' schedule does (:class:`~recpoison.attacks.poison_authors.AuthorsProgress`);
+        the fast one's base model trains on every fake user, so it does not."""
+        return self.schedule == "authors"
+
     # -- checks ---------------------------------------------------------------------------------
     def _check_params(self, surrogate: Recommender) -> None:
         checks = [
@@ -260,10 +271,13 @@ class PoisonModelAttack(Attack):
         *,
         surrogate: Recommender | None = None,
         random_states: Sequence[RandomState],
+        resume_from: AuthorsProgress | None = None,
     ) -> list[FakeProfiles]:
         """One set of ``n_fake`` profiles per target set, each as :meth:`generate` would make it
         with the matching random state. The authors' schedule trains the poison models of all
-        target sets together, as stacked replicas (:mod:`recpoison.attacks.poison_authors`)."""
+        target sets together, as stacked replicas (:mod:`recpoison.attacks.poison_authors`),
+        goes on from ``resume_from`` (an earlier call's ``progress_``) when it was made with the
+        same inputs and fewer fake users, and leaves its own state in ``progress_``."""
         checked = [self.check_inputs(train, t, n_fake, surrogate) for t in target_sets]
         self._check_params(surrogate)
         if len(checked) != len(random_states) or len({len(t) for t in checked}) != 1:
@@ -275,7 +289,9 @@ class PoisonModelAttack(Attack):
                 self._generate_fast(train, t, n_fake, surrogate, rs)
                 for t, rs in zip(checked, random_states, strict=True)
             ]
-        return self._generate_authors(train, np.stack(checked), n_fake, surrogate, random_states)
+        return self._generate_authors(
+            train, np.stack(checked), n_fake, surrogate, random_states, resume_from
+        )
 
     def _generate_authors(
         self,
@@ -284,111 +300,172 @@ class PoisonModelAttack(Attack):
         n_fake: int,
         surrogate: Recommender,
         random_states: Sequence[RandomState],
+        resume_from: AuthorsProgress | None,
     ) -> list[FakeProfiles]:
-        """The authors' schedule for the ``[R, T]`` target sets ``targets`` at once."""
+        """The authors' schedule for the ``[R, T]`` target sets ``targets`` at once, going on
+        from ``resume_from`` when it matches these inputs (see :class:`AuthorsProgress`)."""
         start = time.perf_counter()
         n_sets = len(targets)
-        rngs = [check_random_state(rs) for rs in random_states]
-        n_rated = n_rated_items(
-            self.name, train, self.n_fillers, targets.shape[1], self.rate_target
-        )
         view = self._training_view(train, surrogate)
-        fit_seeds = [derive_seed(rng) for rng in rngs]
-        base = self._surrogate(surrogate, fit_seeds).fit(view)
-        device = base.device_
-        no_fakes = np.zeros(0, dtype=np.int64)
-        hr_before = self._stacked(view, targets, no_fakes, device).values(base)["hr"]
-        pretrain_seconds = time.perf_counter() - start
-
+        fingerprint = progress_fingerprint(
+            self.get_params(), surrogate.get_params(), view, targets, random_states
+        )
+        if resume_from is not None and resume_from.continues(
+            fingerprint, n_fake, self.fake_per_step
+        ):
+            progress = copy.deepcopy(resume_from)
+        else:
+            progress = self._start_authors(train, view, targets, surrogate, random_states)
+            progress.fingerprint = fingerprint
+        resumed_from = progress.n_fake
+        steps_start = time.perf_counter()
         sampler = RatingSampler.fit(train, per_item=True)
-        selections = [SelectionProbability(train.n_items, t, self.delta) for t in targets]
-        fillers = [np.empty((0, n_rated), dtype=np.int64) for _ in range(n_sets)]
-        ratings = [np.empty((0, n_rated), dtype=np.float32) for _ in range(n_sets)]
-        negatives: list[list[np.ndarray]] = [[] for _ in range(n_sets)]
-        traces: list[list[dict[str, Any]]] = [[] for _ in range(n_sets)]
-        for size in _step_sizes(n_fake, self.fake_per_step):
-            datasets, fixed = [], []
-            for r in range(n_sets):
-                partial = assemble_profiles(
-                    train, targets[r], fillers[r], ratings[r], rate_target=self.rate_target
-                )
-                pending = self._pending_rows(train, targets[r], size)
-                datasets.append(
-                    _poison_view(view, sp.vstack([partial.matrix, pending], format="csr"))
-                )
-                fixed_r = {view.n_users + j: neg for j, neg in enumerate(negatives[r])}
-                new_users = range(datasets[r].n_users - size, datasets[r].n_users)
-                fixed_r.update({u: no_fakes for u in new_users})
-                fixed.append(fixed_r)
-            fake_users = np.arange(datasets[0].n_users - size, datasets[0].n_users)
-            model = self._surrogate(surrogate, [derive_seed(rng) for rng in rngs])
-            model.fit(datasets, fixed_negatives=fixed)
-            objective = self._stacked(view, targets, fake_users, device)
-            values = [objective.values(model)]
-            best_round = np.zeros(n_sets, dtype=int)
-            best_probs = torch.sigmoid(model.score_replicas(fake_users)).cpu().numpy()
-            for round_ in range(1, self.rounds + 1):
-                objective.poison_round(model, rngs)
-                model.partial_fit(datasets, 1, fixed_negatives=fixed)
-                values.append(objective.values(model))
-                best_hr = np.array([values[b]["hr"][r] for r, b in enumerate(best_round)])
-                improved = values[-1]["hr"] > best_hr
-                if improved.any():
-                    probs = torch.sigmoid(model.score_replicas(fake_users)).cpu().numpy()
-                    best_probs[improved] = probs[improved]
-                    best_round[improved] = round_
-            for r in range(n_sets):
-                chosen = np.stack(
-                    [selections[r].choose(best_probs[r, j], n_rated) for j in range(size)]
-                )
-                fillers[r] = np.concatenate([fillers[r], chosen])
-                ratings[r] = np.concatenate([ratings[r], sampler.sample(chosen, rngs[r])])
-                own = targets[r] if self.rate_target else no_fakes
-                negatives[r] += [
-                    fixed_negatives(train.n_items, np.union1d(row, own), base.n_negatives, rngs[r])
-                    for row in chosen
-                ]
-                trace = {key: [float(v[key][r]) for v in values] for key in _TRACE_KEYS}
-                trace["chosen_round"] = int(best_round[r])
-                traces[r].append(trace)
-            logger.info(
-                "%s: %d/%d fake users for %d target set(s), rounds kept %s",
-                self.name,
-                len(fillers[0]),
-                n_fake,
-                n_sets,
-                best_round.tolist(),
-            )
+        for size in _step_sizes(n_fake - progress.n_fake, self.fake_per_step):
+            self._authors_step(progress, train, view, targets, size, surrogate, sampler)
+        self.progress_ = progress
 
         profiles = [
             assemble_profiles(train, t, f, r, rate_target=self.rate_target)
-            for t, f, r in zip(targets, fillers, ratings, strict=True)
+            for t, f, r in zip(targets, progress.fillers, progress.ratings, strict=True)
         ]
         steps_done = time.perf_counter()
         after: list[float | None] = [None] * n_sets
         if self.refit_after:
             poisoned = [_poison_view(view, p.matrix) for p in profiles]
-            refit = self._surrogate(surrogate, fit_seeds).fit(poisoned)
+            refit = self._surrogate(surrogate, progress.fit_seeds).fit(poisoned)
             fakes = np.arange(view.n_users, view.n_users + n_fake)
-            after = self._stacked(view, targets, fakes, device).values(refit)["hr"].tolist()
+            objective = self._stacked(view, targets, fakes, refit.device_)
+            after = objective.values(refit)["hr"].tolist()
         end = time.perf_counter()
+        new_fake = max(1, n_fake - resumed_from)
         result = []
         for r in range(n_sets):
+            traces = progress.traces[r]
             info: dict[str, Any] = {
                 "attack": self.name,
                 "schedule": self.schedule,
-                "trace": traces[r],
-                "chosen_rounds": [step["chosen_round"] for step in traces[r]],
-                "selection_resets": selections[r].resets,
-                "surrogate_hr": {"k": self.top_k, "before": float(hr_before[r]), "after": after[r]},
+                "trace": traces,
+                "chosen_rounds": [step["chosen_round"] for step in traces],
+                "selection_resets": progress.selections[r].resets,
+                "surrogate_hr": {
+                    "k": self.top_k,
+                    "before": float(progress.hr_before[r]),
+                    "after": after[r],
+                },
                 "stacked_target_sets": n_sets,
+                "resumed_from": resumed_from,
                 "seconds": (end - start) / n_sets,
-                "seconds_pretrain": pretrain_seconds / n_sets,
+                "seconds_pretrain": (steps_start - start) / n_sets,
                 "seconds_refit": (end - steps_done) / n_sets,
-                "seconds_per_fake_user": (steps_done - start - pretrain_seconds) / n_fake / n_sets,
+                "seconds_per_fake_user": (steps_done - steps_start) / new_fake / n_sets,
             }
             result.append(FakeProfiles(profiles[r].matrix, targets[r], info))
         return result
+
+    def _start_authors(
+        self,
+        train: Interactions,
+        view: Interactions,
+        targets: np.ndarray,
+        surrogate: Recommender,
+        random_states: Sequence[RandomState],
+    ) -> AuthorsProgress:
+        """No fake user yet: the random streams, and the pre-trained model's HR_t (the
+        ``before`` of ``surrogate_hr``)."""
+        n_sets = len(targets)
+        n_rated = n_rated_items(
+            self.name, train, self.n_fillers, targets.shape[1], self.rate_target
+        )
+        rngs = [check_random_state(rs) for rs in random_states]
+        fit_seeds = [derive_seed(rng) for rng in rngs]
+        base = self._surrogate(surrogate, fit_seeds).fit(view)
+        no_fakes = np.zeros(0, dtype=np.int64)
+        hr_before = self._stacked(view, targets, no_fakes, base.device_).values(base)["hr"]
+        return AuthorsProgress(
+            fingerprint=None,
+            n_fake=0,
+            rngs=rngs,
+            fit_seeds=fit_seeds,
+            hr_before=hr_before,
+            n_negatives=base.n_negatives,
+            selections=[SelectionProbability(train.n_items, t, self.delta) for t in targets],
+            fillers=[np.empty((0, n_rated), dtype=np.int64) for _ in range(n_sets)],
+            ratings=[np.empty((0, n_rated), dtype=np.float32) for _ in range(n_sets)],
+            negatives=[[] for _ in range(n_sets)],
+            traces=[[] for _ in range(n_sets)],
+        )
+
+    def _authors_step(
+        self,
+        progress: AuthorsProgress,
+        train: Interactions,
+        view: Interactions,
+        targets: np.ndarray,
+        size: int,
+        surrogate: Recommender,
+        sampler: RatingSampler,
+    ) -> None:
+        """One step of the authors' schedule: ``size`` more fake users per target set, added
+        to ``progress`` (steps 1-3 of :mod:`recpoison.attacks.poison_authors`)."""
+        n_sets = len(targets)
+        rngs = progress.rngs
+        no_fakes = np.zeros(0, dtype=np.int64)
+        datasets, fixed = [], []
+        for r in range(n_sets):
+            partial = assemble_profiles(
+                train,
+                targets[r],
+                progress.fillers[r],
+                progress.ratings[r],
+                rate_target=self.rate_target,
+            )
+            pending = self._pending_rows(train, targets[r], size)
+            datasets.append(_poison_view(view, sp.vstack([partial.matrix, pending], format="csr")))
+            fixed_r = {view.n_users + j: neg for j, neg in enumerate(progress.negatives[r])}
+            new_users = range(datasets[r].n_users - size, datasets[r].n_users)
+            fixed_r.update({u: no_fakes for u in new_users})
+            fixed.append(fixed_r)
+        fake_users = np.arange(datasets[0].n_users - size, datasets[0].n_users)
+        model = self._surrogate(surrogate, [derive_seed(rng) for rng in rngs])
+        model.fit(datasets, fixed_negatives=fixed)
+        objective = self._stacked(view, targets, fake_users, model.device_)
+        values = [objective.values(model)]
+        best_round = np.zeros(n_sets, dtype=int)
+        best_probs = torch.sigmoid(model.score_replicas(fake_users)).cpu().numpy()
+        for round_ in range(1, self.rounds + 1):
+            objective.poison_round(model, rngs)
+            model.partial_fit(datasets, 1, fixed_negatives=fixed)
+            values.append(objective.values(model))
+            best_hr = np.array([values[b]["hr"][r] for r, b in enumerate(best_round)])
+            improved = values[-1]["hr"] > best_hr
+            if improved.any():
+                probs = torch.sigmoid(model.score_replicas(fake_users)).cpu().numpy()
+                best_probs[improved] = probs[improved]
+                best_round[improved] = round_
+        n_rated = progress.fillers[0].shape[1]
+        for r in range(n_sets):
+            selection = progress.selections[r]
+            chosen = np.stack([selection.choose(best_probs[r, j], n_rated) for j in range(size)])
+            progress.fillers[r] = np.concatenate([progress.fillers[r], chosen])
+            progress.ratings[r] = np.concatenate(
+                [progress.ratings[r], sampler.sample(chosen, rngs[r])]
+            )
+            own = targets[r] if self.rate_target else no_fakes
+            progress.negatives[r] += [
+                fixed_negatives(train.n_items, np.union1d(row, own), progress.n_negatives, rngs[r])
+                for row in chosen
+            ]
+            trace = {key: [float(v[key][r]) for v in values] for key in _TRACE_KEYS}
+            trace["chosen_round"] = int(best_round[r])
+            progress.traces[r].append(trace)
+        progress.n_fake += size
+        logger.info(
+            "%s: %d fake users for %d target set(s), rounds kept %s",
+            self.name,
+            progress.n_fake,
+            n_sets,
+            best_round.tolist(),
+        )
 
     def _stacked(
         self, view: Interactions, targets: np.ndarray, fake_users: np.ndarray, device: torch.device

@@ -17,7 +17,10 @@ The protocol of one attack cell (Huang et al. 2021, section V):
 2. *Poison.* Targets are drawn once per (dataset, target set); each target is attacked
    separately with ``max(1, round(size * n_real_users))`` fake users generated from the
    attacker's view only (full data, a fraction of the ratings, or of the users), with a
-   surrogate victim when the attack requires one. An attack whose goal is ``availability``
+   surrogate victim when the attack requires one. An attack whose sizes share their work
+   (``grows_by_prefix``: poison-model's authors' schedule) is seeded without the size, so its
+   fake users at a larger size begin with those of a smaller one, and each of its cells goes on
+   from the previous size computed in the same process. An attack whose goal is ``availability``
    ignores targets: it is generated once per cell and that one poisoned dataset serves every
    target. A target set of type ``none`` has no target items (availability attacks only); its
    cells store one row per retrain and K with ``target_index`` -1.
@@ -44,6 +47,7 @@ import inspect
 import json
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
@@ -335,14 +339,21 @@ def _poison(
             "set has none (type 'none' is for availability attacks only)"
         )
     attacked = [np.zeros(0, dtype=np.int64)] if untargeted else [np.array([t]) for t in targets]
-    seeds = [stable_seed("attack", attacker_config(config), t) for t in range(len(attacked))]
     attack, surrogate = _attack_and_surrogate(config, device, 0)
+    seeding = _attack_seeding(config, attack)
+    seeds = [stable_seed("attack", seeding, t) for t in range(len(attacked))]
     per_target_view = config["knowledge"]["kind"] == "hops"
     if hasattr(attack, "generate_many") and not per_target_view:  # all targets at once
         say(f"attack {config['attack']['name']}: profiles for {len(attacked)} target set(s)")
+        shared = {}
+        if attack.grows_by_prefix():
+            key = stable_seed("progress", seeding, [t.tolist() for t in attacked])
+            shared = {"resume_from": _PROGRESS.get(key)}
         all_profiles = attack.generate_many(
-            view, attacked, n_fake, surrogate=surrogate, random_states=seeds
+            view, attacked, n_fake, surrogate=surrogate, random_states=seeds, **shared
         )
+        if shared:
+            _remember_progress(key, attack.progress_)
     else:
         all_profiles = []
         for t, target in enumerate(attacked):
@@ -386,10 +397,35 @@ def _attack_and_surrogate(
         surrogate = make_victim(
             config["surrogate"]["name"],
             **config["surrogate"]["params"],
-            random_state=stable_seed("surrogate", attacker_config(config), t),
+            random_state=stable_seed("surrogate", _attack_seeding(config, attack), t),
             device=device,
         )
     return attack, surrogate
+
+
+def _attack_seeding(config: dict[str, Any], attack: Any) -> dict[str, Any]:
+    """What seeds a cell's fake users and surrogate: :func:`attacker_config`, without the size
+    for an attack whose sizes share their work (``grows_by_prefix``), so that its fake users at
+    a larger size begin with those of a smaller one."""
+    seeding = attacker_config(config)
+    if attack.grows_by_prefix():
+        return {key: value for key, value in seeding.items() if key != "size"}
+    return seeding
+
+
+#: The latest state of each size-sharing attack in this process, by its seeding and targets: a
+#: spec's sizes run in order in one process (local backend), and each cell of such an attack
+#: goes on from the largest smaller size before it. The attack checks that the state was made
+#: from the same inputs; a fresh process just starts over, with the same result.
+_PROGRESS: OrderedDict[int, Any] = OrderedDict()
+_PROGRESS_KEPT = 4
+
+
+def _remember_progress(key: int, progress: Any) -> None:
+    _PROGRESS[key] = progress
+    _PROGRESS.move_to_end(key)
+    while len(_PROGRESS) > _PROGRESS_KEPT:
+        _PROGRESS.popitem(last=False)
 
 
 def _retrain(
