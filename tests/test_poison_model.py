@@ -8,9 +8,10 @@ import pytest
 import torch
 
 from recpoison.attacks import make_attack
+from recpoison.attacks.filler_selection import SelectionProbability
 from recpoison.attacks.poison_authors import masked_step
 from recpoison.attacks.poison_loss import PoisonObjective, rank_gaps, seen_mask, user_losses
-from recpoison.attacks.poison_model import PoisonModelAttack, SelectionProbability
+from recpoison.attacks.poison_model import PoisonModelAttack
 from recpoison.data.transforms import item_popularity
 from recpoison.errors import ConfigError
 from recpoison.metrics import target_hit_ratio

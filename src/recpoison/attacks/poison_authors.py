@@ -44,6 +44,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from recpoison.attacks.filler_selection import SelectionProbability
 from recpoison.attacks.poison_loss import eligible_mask, rank_gaps, seen_mask, user_losses
 from recpoison.data.interactions import Interactions
 from recpoison.utils import RandomState
@@ -71,7 +72,7 @@ class AuthorsProgress:
     fit_seeds: list[int]
     hr_before: np.ndarray
     n_negatives: int
-    selections: list[Any]
+    selections: list[SelectionProbability]
     fillers: list[np.ndarray]
     ratings: list[np.ndarray]
     negatives: list[list[np.ndarray]]
