@@ -225,9 +225,8 @@ def test_poison_model_sizes_share_their_steps(csv_path, monkeypatch):
         "name": "poison-model",
         "params": {"n_fillers": 5, "rounds": 1, "refit_after": False},
     }
-    spec = parse_spec(
-        tiny_spec(csv_path, attacks=[attack], targets=[tiny_spec(csv_path)["targets"][0]])
-    )
+    targets = [{"type": "random", "count": 2}]
+    spec = parse_spec(tiny_spec(csv_path, attacks=[attack], targets=targets))
     small, large = [c for c in expand_cells(spec) if c.labels.get("attack") == "poison-model"]
     monkeypatch.setattr(cells, "_PROGRESS", cells.OrderedDict())
     first = execute_cell(small.config, "cpu")

@@ -292,8 +292,9 @@ class PoisonModelAttack(Attack):
         ):
             progress = copy.deepcopy(resume_from)
         else:
-            progress = self._start_authors(train, view, targets, surrogate, random_states)
-            progress.fingerprint = fingerprint
+            progress = self._start_authors(
+                train, view, targets, surrogate, random_states, fingerprint
+            )
         resumed_from = progress.n_fake
         steps_start = time.perf_counter()
         sampler = RatingSampler.fit(train, per_item=True)
@@ -346,9 +347,10 @@ class PoisonModelAttack(Attack):
         targets: np.ndarray,
         surrogate: Recommender,
         random_states: Sequence[RandomState],
+        fingerprint: str | None,
     ) -> AuthorsProgress:
         """No fake user yet: the random streams, and the pre-trained model's HR_t (the
-        ``before`` of ``surrogate_hr``)."""
+        ``before`` of ``surrogate_hr``); ``fingerprint`` says what inputs it was made from."""
         n_sets = len(targets)
         n_rated = n_rated_items(
             self.name, train, self.n_fillers, targets.shape[1], self.rate_target
@@ -359,7 +361,7 @@ class PoisonModelAttack(Attack):
         no_fakes = np.zeros(0, dtype=np.int64)
         hr_before = self._stacked(view, targets, no_fakes, base.device_).values(base)["hr"]
         return AuthorsProgress(
-            fingerprint=None,
+            fingerprint=fingerprint,
             n_fake=0,
             rngs=rngs,
             fit_seeds=fit_seeds,
