@@ -7,6 +7,7 @@ import torch
 
 from recpoison.attacks import make_attack
 from recpoison.attacks.kkt import (
+    Hessian,
     availability_objective,
     implicit_gradient,
     integrity_objective,
@@ -150,6 +151,26 @@ def test_block_gradient_is_li_et_als_closed_form_eq12():
         assert gradient[e].item() == pytest.approx(expected, abs=1e-10)
         if j != 3:  # the closed form ignores the U-V coupling: no signal on a filler
             assert expected == pytest.approx(0.0, abs=1e-12)
+
+
+def test_hessian_products_equal_autograd():
+    """``Hessian`` (Gram blocks plus the per-entry cross term) against the Hessian-vector
+    product of the loss ``‖R_Ω(M − U Vᵀ)‖² + λ_U‖U‖² + λ_V‖V‖²`` by double backward."""
+    _, stacked, values, _, _ = _tiny_problem()
+    entries = stacked(values)
+    gen = torch.Generator().manual_seed(1)
+    users, items = (torch.randn(n, 3, dtype=F64, generator=gen) for n in entries.shape)
+    p, q = torch.randn_like(users), torch.randn_like(items)
+
+    def loss(u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        pred = (u[entries.rows] * v[entries.cols]).sum(1)
+        penalty = 0.7 * u.square().sum() + 1.3 * v.square().sum()
+        return ((entries.values - pred) ** 2).sum() + penalty
+
+    _, (expected_u, expected_v) = torch.autograd.functional.hvp(loss, (users, items), (p, q))
+    h_u, h_v = Hessian(entries, users, items, 0.7, 1.3)((p, q))
+    torch.testing.assert_close(h_u, expected_u)
+    torch.testing.assert_close(h_v, expected_v)
 
 
 def test_cg_solves_the_hessian_system():

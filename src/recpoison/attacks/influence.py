@@ -38,7 +38,7 @@ import numpy as np
 import torch
 
 from recpoison.errors import ConfigError
-from recpoison.victims.mf import Entries, als, initial_items
+from recpoison.victims.mf import Entries, als, cholesky_solve, initial_items
 
 logger = logging.getLogger(__name__)
 
@@ -131,7 +131,7 @@ def _block_rating_influence(model: FittedMF, target: int) -> np.ndarray:
     user_factor, item_factor = _block_factors(model)
     y_t = items[target]
     # a_k = A_k⁻¹ y_t for every user: Φ((k,j),(k,t)) = −e_kj a_kᵀ y_j
-    a = torch.cholesky_solve(y_t.expand(users.shape[0], -1)[..., None], user_factor)[..., 0]
+    a = cholesky_solve(y_t.expand(users.shape[0], -1)[..., None], user_factor)[..., 0]
     own = -residual * (a[e.rows] * items[e.cols]).sum(1)
     phi = own.abs()
     on_target = torch.nonzero(e.cols == target).ravel()
@@ -203,7 +203,7 @@ def _block_preconditioner(model: FittedMF) -> Callable[[torch.Tensor], torch.Ten
 
     def apply(r: torch.Tensor) -> torch.Tensor:
         blocks = r.view(r.shape[0], -1, d)[..., None]
-        return (torch.cholesky_solve(blocks, factors)[..., 0] / 2).reshape(r.shape)
+        return (cholesky_solve(blocks, factors)[..., 0] / 2).reshape(r.shape)
 
     return apply
 

