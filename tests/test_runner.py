@@ -218,30 +218,6 @@ def test_per_target_fits_when_batching_is_capped(csv_path, monkeypatch):
     assert [row["hr"] for row in capped.results] == [row["hr"] for row in batched.results]
 
 
-def test_poison_model_sizes_share_their_steps(csv_path, monkeypatch):
-    """poison-model (authors' schedule) is seeded without its size: the 10 % cell goes on from
-    the 5 % cell run before it in the process, and gives the rows it gives alone."""
-    attack = {
-        "name": "poison-model",
-        "params": {"n_fillers": 5, "rounds": 1, "refit_after": False},
-    }
-    targets = [{"type": "random", "count": 2}]
-    spec = parse_spec(tiny_spec(csv_path, attacks=[attack], targets=targets))
-    small, large = [c for c in expand_cells(spec) if c.labels.get("attack") == "poison-model"]
-    monkeypatch.setattr(cells, "_PROGRESS", cells.OrderedDict())
-    first = execute_cell(small.config, "cpu")
-    after_small = execute_cell(large.config, "cpu")
-    n_small = first.info["n_fake"]
-    assert [a["resumed_from"] for a in after_small.info["attack"]] == [n_small, n_small]
-    monkeypatch.setattr(cells, "_PROGRESS", cells.OrderedDict())
-    alone = execute_cell(large.config, "cpu")
-    assert [a["resumed_from"] for a in alone.info["attack"]] == [0, 0]
-    assert alone.results == after_small.results
-    for shared, fresh in zip(after_small.info["attack"], alone.info["attack"], strict=True):
-        assert shared["chosen_rounds"] == fresh["chosen_rounds"]
-        assert shared["filler_popularity"] == fresh["filler_popularity"]
-
-
 def test_explicit_victim_with_detector_knowledge_and_rmse(planted_csv, tmp_path):
     path = planted_csv(n_users=60, ratings_per_user=8, seed=1)
     spec = {

@@ -46,8 +46,10 @@ class Attack(ABC):
 
     def grows_by_prefix(self) -> bool:
         """Whether, with the same random state, the fake users of a larger attack begin with those
-        of a smaller one, so that sizes can share their work: the runner then seeds the attack
-        independently of its size and passes ``resume_from`` to ``generate_many``."""
+        of a smaller one, so that sizes can share their work (:mod:`recpoison.attacks.prefix`):
+        the runner then seeds the attack independently of its size and passes ``resume_from``
+        (the ``progress_`` a smaller size left) to ``generate``, or to ``generate_many`` when it
+        attacks all targets at once; both accept it."""
         return False
 
     def get_params(self) -> dict[str, Any]:

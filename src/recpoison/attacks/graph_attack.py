@@ -18,7 +18,8 @@ edges (Eqs. 22-23), ``Γ_u`` u's current top-N unrated items, ``s_u`` their mean
 influential ones for ``s-graph`` (Eqs. 24-29, Algorithm 1,
 :mod:`recpoison.attacks.graph_influence`). The n items with the largest ``w_v``
 become the fillers, rated ``N(μ_i, σ_i²)`` of the normal users' ratings rounded to the scale, and
-the target ``r_max`` (Algorithm 2, steps 5-7).
+the target ``r_max`` (Algorithm 2, steps 5-7). Nothing a fake user's optimisation reads depends
+on how many are still to come, so sizes share their work (:mod:`recpoison.attacks.prefix`).
 
 Reconstructed choices:
 
@@ -53,18 +54,18 @@ import logging
 import math
 import time
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 
-from recpoison.attacks.base import Attack
 from recpoison.attacks.graph_influence import user_influence
 from recpoison.attacks.influence import influential_users
+from recpoison.attacks.prefix import SequentialAttack, SequentialProgress
 from recpoison.attacks.ratings import RatingSampler, assemble_profiles, max_rating
 from recpoison.data.interactions import FakeProfiles, Interactions
 from recpoison.errors import ConfigError
-from recpoison.utils import RandomState, check_random_state, resolve_device
+from recpoison.utils import RandomState, resolve_device
 from recpoison.victims.base import Recommender, mask_seen
 from recpoison.victims.mf import torch_dtype
 from recpoison.victims.random_walk import (
@@ -237,7 +238,7 @@ class Objective:
         return float(loss.detach()), dp
 
 
-class GraphAttack(Attack):
+class GraphAttack(SequentialAttack):
     """Fang et al. (ACSAC 2018) attack on the random-walk recommender (module docstring).
 
     Parameters: ``n_fillers`` n; ``alpha`` the restart probability the attacker assumes;
@@ -287,37 +288,55 @@ class GraphAttack(Attack):
         *,
         surrogate: Recommender | None = None,
         random_state: RandomState = None,
+        resume_from: SequentialProgress | None = None,
     ) -> FakeProfiles:
-        """``n_fake`` fake users, optimised one after the other (each sees the previous ones)."""
+        """``n_fake`` fake users, optimised one after the other (each sees the previous ones),
+        going on from ``resume_from`` (an earlier call's ``progress_``) when it was made with the
+        same inputs and fewer fake users; the state after the last one is left in
+        ``progress_``."""
         start = time.perf_counter()
         targets = self.check_inputs(train, targets, n_fake, surrogate)
         self._check_params()
-        rng = check_random_state(random_state)
-        dtype, device = torch_dtype(self.dtype), resolve_device(self.device)
-        users, eligible, selection = self.influential_users(train, targets, dtype, device, rng)
+        progress = self._resume_or_start(train, targets, n_fake, random_state, resume_from)
+        resumed_from = progress.n_fake
+        state = progress.state
         sampler = RatingSampler.fit(train, per_item=True)
         r_max = max_rating(train)
         free = np.setdiff1d(np.arange(train.n_items), targets)
-        graph_data, fillers, ratings, objective = train, [], [], []
-        for _ in range(n_fake):
-            weights, values = self._optimise(graph_data, users, eligible, targets, free, r_max)
+        for _ in range(progress.n_fake, n_fake):
+            weights, values = self._optimise(
+                state["graph_data"], state["users"], state["eligible"], targets, free, r_max
+            )
             picked = free[np.argsort(-weights[free], kind="stable")[: self.n_fillers]]
-            fillers.append(picked)
-            ratings.append(sampler.sample(picked, rng))
-            objective.append(values)
-            graph_data = graph_data.with_fake_users(
-                assemble_profiles(train, targets, picked[None], ratings[-1][None], rate_target=True)
+            progress.fillers.append(picked)
+            progress.ratings.append(sampler.sample(picked, progress.rng))
+            state["objective"].append(values)
+            state["graph_data"] = state["graph_data"].with_fake_users(
+                assemble_profiles(
+                    train, targets, picked[None], progress.ratings[-1][None], rate_target=True
+                )
             )
         info = {
-            "attack": self.name,
-            "n_influential": len(users),
-            "objective": objective,
-            "seconds": time.perf_counter() - start,
-            **selection,
+            "n_influential": len(state["users"]),
+            "objective": state["objective"],
+            "resumed_from": resumed_from,
+            **state["selection"],
         }
-        return assemble_profiles(
-            train, targets, np.stack(fillers), np.stack(ratings), rate_target=True, info=info
-        )
+        return self._finish(progress, train, targets, start, info)
+
+    def _start(
+        self, train: Interactions, targets: np.ndarray, rng: np.random.Generator
+    ) -> dict[str, Any]:
+        """The state before the first fake user: the users of the loss on the clean graph."""
+        dtype, device = torch_dtype(self.dtype), resolve_device(self.device)
+        users, eligible, selection = self.influential_users(train, targets, dtype, device, rng)
+        return {
+            "graph_data": train,
+            "users": users,
+            "eligible": eligible,
+            "selection": selection,
+            "objective": [],
+        }
 
     def influential_users(
         self,

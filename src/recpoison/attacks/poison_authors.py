@@ -34,9 +34,6 @@ instead of 3 + 7 + 20 + 34 = 64).
 
 from __future__ import annotations
 
-import hashlib
-import json
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,7 +44,6 @@ import torch.nn.functional as F
 from recpoison.attacks.filler_selection import SelectionProbability
 from recpoison.attacks.poison_loss import eligible_mask, rank_gaps, seen_mask, user_losses
 from recpoison.data.interactions import Interactions
-from recpoison.utils import RandomState
 from recpoison.victims.base import Recommender
 
 
@@ -87,30 +83,6 @@ class AuthorsProgress:
             and self.n_fake <= n_fake
             and self.n_fake % per_step == 0
         )
-
-
-def progress_fingerprint(
-    attack_params: dict[str, Any],
-    surrogate_params: dict[str, Any],
-    view: Interactions,
-    targets: np.ndarray,
-    random_states: Sequence[RandomState],
-) -> str | None:
-    """SHA-256 of everything the authors' schedule reads besides the number of fake users;
-    ``None`` (never resumable) unless every random state is an integer seed. The surrogate's
-    own ``random_state`` is left out: the poison models take their seeds from ``random_states``."""
-    if not all(isinstance(rs, int | np.integer) for rs in random_states):
-        return None
-    surrogate = {k: v for k, v in surrogate_params.items() if k != "random_state"}
-    text = json.dumps(
-        [attack_params, surrogate, [int(rs) for rs in random_states]], sort_keys=True, default=str
-    )
-    digest = hashlib.sha256(text.encode())
-    matrix = view.matrix
-    digest.update(str(matrix.shape).encode())
-    for array in (matrix.indptr, matrix.indices, matrix.data, targets):
-        digest.update(np.ascontiguousarray(array).tobytes())
-    return digest.hexdigest()
 
 
 @dataclass

@@ -79,9 +79,9 @@ from recpoison.attacks.poison_authors import (
     AuthorsProgress,
     StackedTargets,
     fixed_negatives,
-    progress_fingerprint,
 )
 from recpoison.attacks.poison_loss import PoisonObjective
+from recpoison.attacks.prefix import progress_fingerprint
 from recpoison.attacks.ratings import (
     RatingSampler,
     assemble_profiles,
@@ -234,10 +234,17 @@ class PoisonModelAttack(Attack):
         *,
         surrogate: Recommender | None = None,
         random_state: RandomState = None,
+        resume_from: AuthorsProgress | None = None,
     ) -> FakeProfiles:
-        """``n_fake`` profiles promoting ``targets``, built step by step with the poison model."""
+        """``n_fake`` profiles promoting ``targets``, built step by step with the poison model
+        (``resume_from``: see :meth:`generate_many`)."""
         return self.generate_many(
-            train, [targets], n_fake, surrogate=surrogate, random_states=[random_state]
+            train,
+            [targets],
+            n_fake,
+            surrogate=surrogate,
+            random_states=[random_state],
+            resume_from=resume_from,
         )[0]
 
     def generate_many(

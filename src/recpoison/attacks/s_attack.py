@@ -39,7 +39,9 @@ Choices where the paper is silent, all documented here: ``w_v`` starts at 0 (a f
 rated only the target; the ℓ1 term then keeps it sparse); the target's rating is fixed at
 ``r_max`` while optimising (Algorithm 2 step 6 sets it so anyway); λ is not printed in the paper
 (default 10, the library's ALS default); one target per call (the runner attacks each target of a
-set separately, as the paper does).
+set separately, as the paper does). Nothing a fake user's optimisation reads depends on how many
+are still to come, so sizes share their work (:mod:`recpoison.attacks.prefix`): an attack of 34
+fake users goes on from the state an attack of 20 left.
 """
 
 from __future__ import annotations
@@ -52,7 +54,6 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from recpoison.attacks.base import Attack
 from recpoison.attacks.influence import (
     DTYPE,
     FittedMF,
@@ -61,10 +62,11 @@ from recpoison.attacks.influence import (
     user_influence,
 )
 from recpoison.attacks.kkt import Factors, Method, implicit_gradient
-from recpoison.attacks.ratings import RatingSampler, assemble_profiles, max_rating
+from recpoison.attacks.prefix import SequentialAttack, SequentialProgress
+from recpoison.attacks.ratings import RatingSampler, max_rating
 from recpoison.data.interactions import FakeProfiles, Interactions
 from recpoison.errors import ConfigError
-from recpoison.utils import RandomState, check_random_state, derive_seed, resolve_device
+from recpoison.utils import RandomState, derive_seed, resolve_device
 from recpoison.victims.base import Recommender
 from recpoison.victims.mf import Entries
 
@@ -104,7 +106,7 @@ def wmw_loss(
     return value, (grad_u, grad_v)
 
 
-class SAttack(Attack):
+class SAttack(SequentialAttack):
     """S-TNA-Inf, the S-attack (Fang et al. 2020, Algorithm 2 with Algorithm 1); see the module
     docstring for the algorithm and every reconstructed choice.
 
@@ -165,47 +167,67 @@ class SAttack(Attack):
         *,
         surrogate: Recommender | None = None,
         random_state: RandomState = None,
+        resume_from: SequentialProgress | None = None,
     ) -> FakeProfiles:
-        """``n_fake`` fake users promoting the one item of ``targets`` (Algorithm 2)."""
+        """``n_fake`` fake users promoting the one item of ``targets`` (Algorithm 2), going on
+        from ``resume_from`` (an earlier call's ``progress_``) when it was made with the same
+        inputs and fewer fake users; the state after the last fake user is left in
+        ``progress_``."""
         started = time.perf_counter()
         targets = self._validate(train, targets, n_fake, surrogate)
         target = int(targets[0])
-        rng = check_random_state(random_state)
-        device = resolve_device(self.device)
-        base = Entries.from_interactions(train.real_users(), 0.0, DTYPE, device)
-        model = FittedMF.fit(base, self.rank, self.lam, self.fit_iterations, derive_seed(rng))
-        users, weights, info = self._loss_users(model, target, rng)
-        weights_t = torch.as_tensor(weights, dtype=DTYPE, device=device)
+        progress = self._resume_or_start(train, targets, n_fake, random_state, resume_from)
+        resumed_from = progress.n_fake
+        state, rng = progress.state, progress.rng
+        device = state["base"].values.device
+        weights = torch.as_tensor(state["weights"], dtype=DTYPE, device=device)
         seen = train.real_users().matrix
         sampler = RatingSampler.fit(train, per_item=True)
         r_max = max_rating(train)
         free = np.setdiff1d(np.arange(train.n_items), targets)
-        fillers = np.zeros((n_fake, self.n_fillers), dtype=np.int64)
-        ratings = np.zeros((n_fake, self.n_fillers), dtype=np.float32)
-        loss_initial, loss_final = [], []
-        items = model.items
-        for v in range(n_fake):
-            w, items, history = self._optimise(
-                base, items, free, target, r_max, users, weights_t, seen
+        for v in range(progress.n_fake, n_fake):
+            w, state["items"], history = self._optimise(
+                state["base"], state["items"], free, target, r_max, state["users"], weights, seen
             )
             keys = np.lexsort((rng.random(len(free)), -w))  # largest w_vi, ties at random
-            fillers[v] = free[keys[: self.n_fillers]]
-            ratings[v] = sampler.sample(fillers[v], rng)
-            base = base.stack(
-                _profile_row(fillers[v], ratings[v], target, r_max, train.n_items, device)
+            fillers = free[keys[: self.n_fillers]]
+            ratings = sampler.sample(fillers, rng).astype(np.float32)
+            state["base"] = state["base"].stack(
+                _profile_row(fillers, ratings, target, r_max, train.n_items, device)
             )
-            loss_initial.append(history[0])
-            loss_final.append(min(history))
+            progress.fillers.append(fillers)
+            progress.ratings.append(ratings)
+            state["loss_initial"].append(history[0])
+            state["loss_final"].append(min(history))
             logger.debug(
                 "%s fake user %d: loss %.4g -> %.4g", self.name, v, history[0], min(history)
             )
-        info.update(
-            attack=self.name,
-            loss_initial=loss_initial,
-            loss_final=loss_final,
-            seconds=time.perf_counter() - started,
-        )
-        return assemble_profiles(train, targets, fillers, ratings, rate_target=True, info=info)
+        info = {
+            **state["info"],
+            "loss_initial": state["loss_initial"],
+            "loss_final": state["loss_final"],
+            "resumed_from": resumed_from,
+        }
+        return self._finish(progress, train, targets, started, info)
+
+    def _start(
+        self, train: Interactions, targets: np.ndarray, rng: np.random.Generator
+    ) -> dict[str, Any]:
+        """The state before the first fake user: the attacker's MF fitted on the normal users'
+        raw ratings, and the users (and weights) of the loss."""
+        device = resolve_device(self.device)
+        base = Entries.from_interactions(train.real_users(), 0.0, DTYPE, device)
+        model = FittedMF.fit(base, self.rank, self.lam, self.fit_iterations, derive_seed(rng))
+        users, weights, info = self._loss_users(model, int(targets[0]), rng)
+        return {
+            "base": base,
+            "items": model.items,
+            "users": users,
+            "weights": weights,
+            "info": info,
+            "loss_initial": [],
+            "loss_final": [],
+        }
 
     def _optimise(
         self,

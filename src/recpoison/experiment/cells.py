@@ -18,12 +18,13 @@ The protocol of one attack cell (Huang et al. 2021, section V):
    separately with ``max(1, round(size * n_real_users))`` fake users generated from the
    attacker's view only (full data, a fraction of the ratings, or of the users), with a
    surrogate victim when the attack requires one. An attack whose sizes share their work
-   (``grows_by_prefix``: poison-model's authors' schedule) is seeded without the size, so its
-   fake users at a larger size begin with those of a smaller one, and each of its cells goes on
-   from the previous size computed in the same process. An attack whose goal is ``availability``
-   ignores targets: it is generated once per cell and that one poisoned dataset serves every
-   target. A target set of type ``none`` has no target items (availability attacks only); its
-   cells store one row per retrain and K with ``target_index`` -1.
+   (``grows_by_prefix``: poison-model's authors' schedule, the S-attacks, the graph attacks) is
+   seeded without the size, so its fake users at a larger size begin with those of a smaller
+   one, and each of its cells goes on from the previous size computed in the same process. An
+   attack whose goal is ``availability`` ignores targets: it is generated once per cell and that
+   one poisoned dataset serves every target. A target set of type ``none`` has no target items
+   (availability attacks only); its cells store one row per retrain and K with ``target_index``
+   -1.
 3. *Retrain.* The victim is retrained from scratch ``retrains`` times per target: one batched
    ``fit`` over ``targets x retrains`` per-replica datasets when it has ``per_replica_data``,
    else one fit of ``retrains`` replicas per target.
@@ -343,27 +344,35 @@ def _poison(
     seeding = _attack_seeding(config, attack)
     seeds = [stable_seed("attack", seeding, t) for t in range(len(attacked))]
     per_target_view = config["knowledge"]["kind"] == "hops"
+    progress_key = None
+    if attack.grows_by_prefix():
+        progress_key = stable_seed("progress", seeding, [t.tolist() for t in attacked])
+    resumable = _PROGRESS.get(progress_key)
     if hasattr(attack, "generate_many") and not per_target_view:  # all targets at once
         say(f"attack {config['attack']['name']}: profiles for {len(attacked)} target set(s)")
-        shared = {}
-        if attack.grows_by_prefix():
-            key = stable_seed("progress", seeding, [t.tolist() for t in attacked])
-            shared = {"resume_from": _PROGRESS.get(key)}
+        shared = {} if progress_key is None else {"resume_from": resumable}
         all_profiles = attack.generate_many(
             view, attacked, n_fake, surrogate=surrogate, random_states=seeds, **shared
         )
-        if shared:
-            _remember_progress(key, attack.progress_)
+        progress = attack.progress_ if shared else None
     else:
-        all_profiles = []
+        all_profiles, progress = [], []
         for t, target in enumerate(attacked):
             say(f"attack {config['attack']['name']}: profiles {t + 1}/{len(attacked)}")
             attack, surrogate = _attack_and_surrogate(config, device, t)
             if per_target_view and len(target):
                 view = attacker_view(train, config, target)
+            shared = {}
+            if progress_key is not None:
+                shared = {"resume_from": resumable[t] if isinstance(resumable, list) else None}
             all_profiles.append(
-                attack.generate(view, target, n_fake, surrogate=surrogate, random_state=seeds[t])
+                attack.generate(
+                    view, target, n_fake, surrogate=surrogate, random_state=seeds[t], **shared
+                )
             )
+            progress.append(attack.progress_ if shared else None)
+    if progress_key is not None:
+        _remember_progress(progress_key, progress)
     poisoned = [train.with_fake_users(profiles) for profiles in all_profiles]
     attack_info = [
         {**profiles.info, "filler_popularity": filler_popularity(view, profiles)}
@@ -413,10 +422,11 @@ def _attack_seeding(config: dict[str, Any], attack: Any) -> dict[str, Any]:
     return seeding
 
 
-#: The latest state of each size-sharing attack in this process, by its seeding and targets: a
-#: spec's sizes run in order in one process (local backend), and each cell of such an attack
-#: goes on from the largest smaller size before it. The attack checks that the state was made
-#: from the same inputs; a fresh process just starts over, with the same result.
+#: The latest state of each size-sharing attack in this process, by its seeding and targets (one
+#: state for ``generate_many``, a list of one per target for ``generate``): a spec's sizes run in
+#: order in one process (local backend), and each cell of such an attack goes on from the largest
+#: smaller size before it. The attack checks that the state was made from the same inputs; a
+#: fresh process just starts over, with the same result.
 _PROGRESS: OrderedDict[int, Any] = OrderedDict()
 _PROGRESS_KEPT = 4
 
