@@ -83,7 +83,9 @@ class Hessian:
         self.entries, self.transposed = entries, entries.transpose()
         self.users, self.items = users, items
         self.lambda_u, self.lambda_v = lambda_u, lambda_v
-        residual = entries.values - (users[entries.rows] * items[entries.cols]).sum(1)
+        # the factors at every rating, gathered once: each product reuses them
+        self.users_at, self.items_at = users[entries.rows], items[entries.cols]
+        residual = entries.values - (self.users_at * self.items_at).sum(1)
         self.residual = Entries(entries.rows, entries.cols, residual, entries.shape)
         self.residual_t = self.residual.transpose()
         self.gram_u = entries.row_outer(items, items)
@@ -93,8 +95,8 @@ class Hessian:
         p, q = direction
         rows, cols = self.entries.rows, self.entries.cols
         # (Σ_j v_j q_jᵀ) u_i = Σ_j (u_i·q_j) v_j: one weight per entry, O(|Ω| k)
-        u_dot_q = (self.users.index_select(0, rows) * q.index_select(0, cols)).sum(1)
-        p_dot_v = (p.index_select(0, rows) * self.items.index_select(0, cols)).sum(1)
+        u_dot_q = (self.users_at * q.index_select(0, cols)).sum(1)
+        p_dot_v = (p.index_select(0, rows) * self.items_at).sum(1)
         h_u = (
             (self.gram_u @ p[..., None])[..., 0]
             + self.entries.weighted_mm(u_dot_q, self.items)
