@@ -10,6 +10,7 @@ plain baseline in the same process.
 
     .venv/bin/python benchmarks/s_attack_speed.py                     # paper's d = 64
     .venv/bin/python benchmarks/s_attack_speed.py --rank 16 --fake-users 1 --n-iter 3
+    .venv/bin/python benchmarks/s_attack_speed.py --device cuda --skip-influence   # part 2 on a GPU
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--n-iter", type=int, default=10, help="subgradient steps per fake user")
     parser.add_argument("--cg-max-users", type=int, default=170, help="largest size for CG")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="for part 2")
+    parser.add_argument("--skip-influence", action="store_true", help="run part 2 only")
     return parser.parse_args()
 
 
@@ -100,8 +103,8 @@ def influence_scaling(data, rank: int, cg_max_users: int) -> None:
         print(f"| {users} | {users // 2} | {block:.4f} | {cg:.3f} | {dense:.3f} |")
 
 
-def attack_speed(data, rank: int, fake_users: int, n_iter: int) -> None:
-    print(f"\n## seconds per fake user, d = {rank}, {n_iter} steps (bundled data)\n")
+def attack_speed(data, rank: int, fake_users: int, n_iter: int, device: str) -> None:
+    print(f"\n## seconds per fake user, d = {rank}, {n_iter} steps (bundled data, {device})\n")
     print("| attack | s / fake user |")
     print("|---|---:|")
     target = np.random.default_rng(0).integers(data.n_items)
@@ -110,7 +113,7 @@ def attack_speed(data, rank: int, fake_users: int, n_iter: int) -> None:
     )
     print(f"| random (baseline) | {seconds / fake_users:.4f} |")
     for name in ("u-tna", "s-tna-rand", "s-tna-inf", "weighting"):
-        attack = make_attack(name, rank=rank, n_iter=n_iter, device="cpu")
+        attack = make_attack(name, rank=rank, n_iter=n_iter, device=device)
         seconds, _ = timed(attack.generate, data, [target], fake_users, random_state=0)
         print(f"| {name} | {seconds / fake_users:.1f} |")
 
@@ -119,8 +122,9 @@ def main() -> None:
     args = parse_args()
     torch.set_num_threads(args.threads)
     data = load_dataset("ml-latest-small")
-    influence_scaling(data, args.rank, args.cg_max_users)
-    attack_speed(data, args.rank, args.fake_users, args.n_iter)
+    if not args.skip_influence:
+        influence_scaling(data, args.rank, args.cg_max_users)
+    attack_speed(data, args.rank, args.fake_users, args.n_iter, args.device)
 
 
 if __name__ == "__main__":

@@ -6,14 +6,16 @@ The specs cover each protocol: targeted HR_t on binarized data with the ``quick`
 attacks (poison-model with its settings), explicit victims with a hold-out (RMSE, integrity and
 availability shifts, t-test), availability attacks without targets, and detection (FPR, FNR,
 HR_t after removing flagged users) with ``victim_data: binarized``. Integers must match exactly,
-floats to 1e-9 relative. The ``quick-like`` rows were recomputed once, on purpose, when
-poison-model's default schedule became the authors' procedure (its targets then generated
-together as stacked replicas), and the PGA cell of ``availability`` once when PGA's step size
-became a backtracking line search (its ``none`` cell is unchanged). Every cell's rows of its
-second target were recomputed once when each target's retrains got the clean victim's seeds
-(before, a batched fit gave the second target's replicas other seeds, so its explicit shifts
-compared models with different initialisations: prediction shifts of 0.11-0.21 against
-0.01-0.04 now, as for the first target); the first target's rows did not change.
+floats to 1e-6 (relative or absolute): float32 ALS sums in another order (another torch build or
+CPU) move the last digits — under torch 2.11 on another x86 CPU 105 floats moved, by at most
+5e-8 — while any change of logic moves them far more. The ``quick-like`` rows were recomputed
+once, on purpose, when poison-model's default schedule became the authors' procedure (its
+targets then generated together as stacked replicas), and the PGA cell of ``availability`` once
+when PGA's step size became a backtracking line search (its ``none`` cell is unchanged). Every
+cell's rows of its second target were recomputed once when each target's retrains got the clean
+victim's seeds (before, a batched fit gave the second target's replicas other seeds, so its
+explicit shifts compared models with different initialisations: prediction shifts of 0.11-0.21
+against 0.01-0.04 now, as for the first target); the first target's rows did not change.
 """
 
 import json
@@ -137,7 +139,8 @@ def same(a, b, path="") -> None:
         for i, (x, y) in enumerate(zip(a, b, strict=True)):
             same(x, y, f"{path}[{i}]")
     elif isinstance(a, float) and isinstance(b, float):
-        assert (math.isnan(a) and math.isnan(b)) or math.isclose(a, b, rel_tol=1e-9), path
+        close = math.isclose(a, b, rel_tol=1e-6, abs_tol=1e-6)
+        assert (math.isnan(a) and math.isnan(b)) or close, path
     else:
         assert a == b, f"{path}: {a!r} != {b!r}"
 

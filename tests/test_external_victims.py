@@ -106,7 +106,7 @@ def test_a_batched_class_scores_its_own_replicas(user_module, tiny_implicit):
     cls = victim_class(f"{user_module}:BatchedPopularity")
     assert cls.capabilities == frozenset({"implicit"})
     scores = cls(n_replicas=2, shift=10.0).fit(tiny_implicit).score_replicas(np.arange(3))
-    assert torch.equal(scores[1] - scores[0], torch.full((3, tiny_implicit.n_items), 10.0))
+    assert torch.equal((scores[1] - scores[0]).cpu(), torch.full((3, tiny_implicit.n_items), 10.0))
     with pytest.raises(ConfigError, match="trains on implicit feedback"):
         cls().fit(tiny_implicit.replace(rating_scale=(1.0, 5.0)))
 

@@ -44,7 +44,7 @@ def poisoned(split) -> tuple[ALSMF, ALSMF]:
 
 
 def _dense(model: ALSMF, users: np.ndarray) -> np.ndarray:
-    return model.score_replicas(users).numpy()
+    return model.score_replicas(users).cpu().numpy()
 
 
 def test_rmse_per_replica_matches_a_direct_computation(split):
