@@ -152,13 +152,13 @@ def main() -> None:
     rng = np.random.default_rng(0)
     targets = rng.choice(unpopular_items(data, threshold), TARGETS_PER_TYPE, replace=False)
     poisoned = data.with_fake_users(_one_fake_user(data))
-    costs, fits = {}, {}
+    costs = {}
     for n_sets in (1, TARGETS_PER_TYPE):
         setup, epoch, model = fit_cost(poisoned, n_sets, device, 256, 1e-3)
         rounds = round_seconds(model, poisoned, targets[:n_sets, None], device)
         step = setup + EPOCHS * epoch + ROUNDS * (rounds + epoch)
         costs[n_sets] = step / n_sets
-        fits[n_sets] = setup + EPOCHS * epoch  # one poison-model training from scratch
+        fit = setup + EPOCHS * epoch  # one poison-model training from scratch (the last: stacked)
         print(
             f"\npoison-model, {n_sets} target set(s) stacked: epoch {epoch:.2f} s, poison round "
             f"{rounds:.2f} s -> one step {step:.0f} s = {step / n_sets:.1f} s per fake user "
@@ -171,7 +171,7 @@ def main() -> None:
     )
     # per target type: the steps, plus one base fit per chain of steps and one refit per size
     step_hours = costs[TARGETS_PER_TYPE] * TARGETS_PER_TYPE / 3600
-    fit_hours = fits[TARGETS_PER_TYPE] / 3600
+    fit_hours = fit / 3600
     separate = TARGET_TYPES * (sum(n_fake) * step_hours + 2 * len(SIZES) * fit_hours)
     poison_hours = TARGET_TYPES * (max(n_fake) * step_hours + (1 + len(SIZES)) * fit_hours)
     print(

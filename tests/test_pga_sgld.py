@@ -185,6 +185,29 @@ def test_cg_solves_the_hessian_system():
     assert residual < 1e-8 and not fallback
 
 
+def test_cg_falls_back_to_the_block_solution_where_the_hessian_is_indefinite():
+    """Far from a minimum (tiny factors, ratings around 10) the residual cross term makes ``H``
+    indefinite: CG meets negative curvature at once and returns the block-diagonal solution,
+    flagged, with that solution's own relative residual."""
+    rng = np.random.default_rng(0)
+    rows, cols = np.nonzero(rng.random((20, 15)) < 0.5)
+    ratings = torch.as_tensor(10 + rng.normal(size=len(rows)))
+    entries = Entries(torch.as_tensor(rows), torch.as_tensor(cols), ratings, (20, 15))
+    gen = torch.Generator().manual_seed(0)
+    users, items = (0.1 * torch.randn(n, 3, dtype=F64, generator=gen) for n in (20, 15))
+    rhs = (
+        torch.randn(20, 3, dtype=F64, generator=gen),
+        torch.randn(15, 3, dtype=F64, generator=gen),
+    )
+    z, residual, fallback = solve_hessian(entries, users, items, 0.01, 0.01, rhs, "cg", 50, 1e-8)
+    block, _, _ = solve_hessian(entries, users, items, 0.01, 0.01, rhs, "block")
+    assert fallback
+    torch.testing.assert_close(z, block, rtol=0, atol=0)
+    hz = Hessian(entries, users, items, 0.01, 0.01)(z)
+    error = torch.cat([(rhs[0] - hz[0]).ravel(), (rhs[1] - hz[1]).ravel()]).norm()
+    assert residual == pytest.approx(float(error / torch.cat([r.ravel() for r in rhs]).norm()))
+
+
 # -- generated profiles ----------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def data() -> Interactions:

@@ -164,7 +164,7 @@ def solve_hessian(
         raise ValueError(f"unknown method {method!r}")
     z = (torch.zeros_like(rhs[0]), torch.zeros_like(rhs[1]))
     r = rhs
-    y = precondition(r)
+    block = y = precondition(r)  # the block-diagonal solution, also the fallback's
     p = y
     ry = _dot(r, y)
     norm0 = float(_dot(rhs, rhs).sqrt())
@@ -176,7 +176,7 @@ def solve_hessian(
         curvature = _dot(p, hp)
         if curvature <= 0:  # round-off along the rotation null space, or not at a minimum
             if best_relative >= 1.0:
-                return _block_fallback(hessian, precondition, rhs, norm0)
+                return _block_fallback(hessian, block, rhs, norm0)
             break
         alpha = ry / curvature
         z = (z[0] + alpha * p[0], z[1] + alpha * p[1])
@@ -194,11 +194,8 @@ def solve_hessian(
     return HessianSolution(best, best_relative, False)
 
 
-def _block_fallback(
-    hessian: Hessian, precondition: _BlockPreconditioner, rhs: Factors, norm0: float
-) -> HessianSolution:
-    """The block-diagonal solution where CG cannot start (see :func:`solve_hessian`)."""
-    z = precondition(rhs)
+def _block_fallback(hessian: Hessian, z: Factors, rhs: Factors, norm0: float) -> HessianSolution:
+    """The block-diagonal solution ``z`` where CG cannot start (see :func:`solve_hessian`)."""
     hz = hessian(z)
     residual = (rhs[0] - hz[0], rhs[1] - hz[1])
     relative = float(_dot(residual, residual).sqrt()) / norm0

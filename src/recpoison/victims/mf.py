@@ -16,6 +16,7 @@ Eq. (1). The two differ only by a factor 2 in the value of λ.
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Sequence
 from functools import cached_property
 from typing import Literal, Self
@@ -118,9 +119,13 @@ class Entries:
     def _sparse(self, values: torch.Tensor) -> torch.Tensor | sp.csr_matrix:
         if values.is_cuda:
             index = torch.stack([self.rows, self.cols])
-            return torch.sparse_coo_tensor(
-                index, values, self.shape, check_invariants=False
-            ).coalesce()
+            # the indices are in range by construction; torch 2.11 still warns once that
+            # invariant checks are off although ``check_invariants=False`` says so
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", "Sparse invariant checks are implicitly")
+                return torch.sparse_coo_tensor(
+                    index, values, self.shape, check_invariants=False
+                ).coalesce()
         # On the CPU scipy's CSR product is 5-10x faster than torch's sparse kernels at small k.
         order, indices, indptr = self._csr_layout
         return sp.csr_matrix((values.numpy()[order], indices, indptr), shape=self.shape)
