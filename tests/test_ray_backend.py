@@ -384,3 +384,44 @@ def test_task_options_follow_the_device():
     assert backend.task_options("cpu")["num_gpus"] == 0
     with pytest.raises(ConfigError, match="unknown backend"):
         backends.get_backend("spark")
+
+
+def test_sizes_that_share_their_work_run_as_one_chain_and_resume(
+    ray_instance, planted_csv, tmp_path
+):
+    """graph-attack's sizes share their work: on Ray its three cells go as one task, smallest
+    size first (submitted largest first here), each going on from the one before, and store what
+    the local backend stores; the other cells stay one task each."""
+    spec = {
+        "name": "ray-chain",
+        "datasets": [{"source": str(planted_csv(n_users=60, ratings_per_user=8))}],
+        "victims": [{"name": "random-walk"}],
+        "attacks": [
+            {"name": "none"},
+            {"name": "graph-attack", "params": {"n_fillers": 5, "steps": 2}},
+        ],
+        "sizes": [0.1, 0.03, 0.05],
+        "targets": [{"type": "random", "count": 2}],
+        "retrains": 1,
+        "ks": [10],
+        "rmse_holdout": 0,
+        "victim_quality": False,
+        "device": "cpu",
+        "seed": 0,
+    }
+    expanded = expand_cells(parse_spec(spec))
+    groups = backends.chains(expanded)
+    chained = [g for g in groups if len(g) > 1]
+    assert len(groups) == len(expanded) - 2 and len(chained) == 1
+    assert [cell.config["size"] for cell in chained[0]] == [0.03, 0.05, 0.1]
+    local, store = tmp_path / "local.db", tmp_path / "ray.db"
+    run_experiment(spec, local, progress=False)
+    run_experiment(spec, store, backend="ray", progress=False)
+    assert_same_numbers(store, local)
+    db = sqlite3.connect(store)
+    resumed = {
+        json.loads(config)["size"]: [a["resumed_from"] for a in json.loads(info)["attack"]]
+        for config, info in db.execute("SELECT config_json, info_json FROM cells")
+        if json.loads(config).get("attack", {}).get("name") == "graph-attack"
+    }
+    assert resumed == {0.03: [0, 0], 0.05: [2, 2], 0.1: [3, 3]}

@@ -6,8 +6,11 @@ the store is touched, so a missing GPU or an unreachable cluster changes nothing
 is ready; the runner, the one writer of the store, records it.
 
 ``local`` runs cells one after another in this process. ``ray`` submits every cell as a Ray task
-and yields the results in completion order (``recpoison`` must be importable on the workers).
-Ray's resource model decides where tasks run:
+and yields the results in completion order (``recpoison`` must be importable on the workers),
+except that the cells of an attack whose sizes share their work
+(:func:`~recpoison.experiment.cells.sharing_chain`) go as one task that runs them smallest size
+first, so that each goes on from the one before as in the local backend (its results arrive
+when the chain finishes). Ray's resource model decides where tasks run:
 
 - each task asks for ``cpus_per_task`` CPUs (default 1, Ray's default) and, on CUDA, one GPU;
   inside the task torch uses as many threads as the task was given CPUs;
@@ -32,7 +35,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from recpoison.errors import ConfigError, DeviceError
-from recpoison.experiment.cells import execute_cell, prepared_dataset
+from recpoison.experiment.cells import execute_cell, prepared_dataset, sharing_chain
 from recpoison.experiment.expansion import Cell, CellOutcome
 from recpoison.utils import resolve_device
 
@@ -142,27 +145,38 @@ class RayBackend:
         ray = self.ray
         cell_function = execute_cell  # looked up now, so a substitute (tests) reaches the workers
 
-        def run_cell(config: dict[str, Any], device: str, data: Any) -> CellOutcome:
+        def run_chain(
+            configs: list[dict[str, Any]], device: str, data: Any
+        ) -> list[CellOutcome | Exception]:
             use_task_cpus(ray)
-            return cell_function(config, device, data=data)
+            outcomes: list[CellOutcome | Exception] = []
+            for config in configs:
+                try:
+                    outcomes.append(cell_function(config, device, data=data))
+                except Exception as error:  # the chain's other cells still run
+                    outcomes.append(error)
+            return outcomes
 
-        task = ray.remote(run_cell).options(**self.task_options(device))
+        task = ray.remote(run_chain).options(**self.task_options(device))
         shared: dict[str, Any] = {}
         pending = {}
-        for cell in cells:
-            pending[task.remote(cell.config, device, self._dataset_ref(cell, shared))] = cell
-            status(cell, "submitted")
-        logger.info("%d cells submitted to Ray", len(pending))
+        for chain in chains(cells):
+            data = self._dataset_ref(chain[0], shared)
+            ref = task.remote([cell.config for cell in chain], device, data)
+            pending[ref] = chain
+            for cell in chain:
+                status(cell, "submitted")
+        logger.info("%d tasks submitted to Ray", len(pending))
         try:
             while pending:
                 ready, _ = ray.wait(list(pending), num_returns=1, timeout=WAIT_SECONDS)
                 for ref in ready:
-                    cell = pending.pop(ref)
+                    chain = pending.pop(ref)
                     try:
-                        outcome: CellOutcome | Exception = ray.get(ref)
+                        outcomes: list[CellOutcome | Exception] = ray.get(ref)
                     except Exception as error:
-                        outcome = _original(ray, error)
-                    yield cell, outcome
+                        outcomes = [_original(ray, error)] * len(chain)
+                    yield from zip(chain, outcomes, strict=True)
         finally:
             for ref in pending:
                 ray.cancel(ref)
@@ -176,6 +190,17 @@ class RayBackend:
         if key not in shared:
             shared[key] = self.ray.put(prepared_dataset(config["dataset"], config["seed"]))
         return shared[key]
+
+
+def chains(cells: Iterable[Cell]) -> list[list[Cell]]:
+    """The cells grouped into what one task runs, in submission order: the cells of one
+    :func:`~recpoison.experiment.cells.sharing_chain` together, smallest size first; every other
+    cell alone."""
+    groups: dict[Any, list[Cell]] = {}
+    for i, cell in enumerate(cells):
+        key = sharing_chain(cell.config)
+        groups.setdefault(i if key is None else ("chain", key), []).append(cell)
+    return [sorted(group, key=lambda c: c.config.get("size", 0.0)) for group in groups.values()]
 
 
 def use_task_cpus(ray: Any) -> int:

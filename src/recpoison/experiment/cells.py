@@ -54,7 +54,7 @@ from typing import Any
 
 import numpy as np
 
-from recpoison.attacks import make_attack
+from recpoison.attacks import Attack, make_attack
 from recpoison.attacks.ratings import filler_popularity
 from recpoison.data import transforms
 from recpoison.data.interactions import Interactions
@@ -422,11 +422,27 @@ def _attack_seeding(config: dict[str, Any], attack: Any) -> dict[str, Any]:
     return seeding
 
 
+def sharing_chain(config: dict[str, Any]) -> int | None:
+    """The key of the cells that share their attack's work, or None for a cell that shares
+    with no other: cells whose attack grows by prefix and whose seeding without the size is the
+    same (:func:`_attack_seeding`; they differ by size, or only by what the attacker does not
+    see). Such cells must run in one process, smallest size first, for a larger size to go on
+    from a smaller one (:data:`_PROGRESS`); a backend that spreads cells over processes keeps
+    each chain together."""
+    if config.get("attack") is None or config["attack"]["name"] == NO_ATTACK:
+        return None  # a victim-quality cell, or no attack
+    attack = make_attack(config["attack"]["name"], **config["attack"]["params"])
+    if not isinstance(attack, Attack) or not attack.grows_by_prefix():
+        return None
+    return stable_seed("chain", _attack_seeding(config, attack))
+
+
 #: The latest state of each size-sharing attack in this process, by its seeding and targets (one
 #: state for ``generate_many``, a list of one per target for ``generate``): a spec's sizes run in
-#: order in one process (local backend), and each cell of such an attack goes on from the largest
-#: smaller size before it. The attack checks that the state was made from the same inputs; a
-#: fresh process just starts over, with the same result.
+#: order in one process (the local backend; on Ray, one task per :func:`sharing_chain`), and each
+#: cell of such an attack goes on from the largest smaller size before it. The attack checks
+#: that the state was made from the same inputs; a fresh process just starts over, with the
+#: same result.
 _PROGRESS: OrderedDict[int, Any] = OrderedDict()
 _PROGRESS_KEPT = 4
 
