@@ -17,6 +17,7 @@ extrapolates, printing each piece next to the plain alternative measured in the 
 
     .venv/bin/python benchmarks/full_grid.py --threads 1            # ~10 min on an idle CPU
     .venv/bin/python benchmarks/full_grid.py --device cuda          # on a GPU
+    .venv/bin/python benchmarks/full_grid.py --processes 2 --threads 1   # as Ray runs cells
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from __future__ import annotations
 import argparse
 import os
 import time
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
 
 import numpy as np
 import scipy.sparse as sp
@@ -56,6 +59,13 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--victim-lr", type=float, default=1e-3)
     parser.add_argument("--optimizer", default="adam", choices=["adam", "lazy-adam"])
     parser.add_argument("--mf-iterations", type=int, default=3, help="timed, of the default 30")
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=1,
+        help="measure in this many processes at once (as `--backend ray` runs cells) and "
+        "divide the grid's time by it; use with --threads 1",
+    )
     return parser.parse_args()
 
 
@@ -117,61 +127,98 @@ def round_seconds(
     return time.perf_counter() - start
 
 
-def main() -> None:
-    args = parse_args()
+def measure(args: argparse.Namespace) -> dict[str, float]:
+    """Every per-unit cost the grid is extrapolated from, measured in this process."""
     if args.threads:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
     data = binarize(load_dataset("ml-latest-small"))
-    n_fake = [max(1, round(s * data.n_users)) for s in SIZES]
-    print(f"data: {data}; fake users per size {n_fake}; load average {os.getloadavg()[0]:.1f}")
-    print(f"device {device}, {torch.get_num_threads()} CPU threads, victim {args.optimizer}")
-
-    # -- victims ------------------------------------------------------------------------------
-    batch, lr, optimizer = args.victim_batch, args.victim_lr, args.optimizer
-    # stacked as the runner stacks a cell's targets (cells.replicas_per_fit)
+    batch, lr = args.victim_batch, args.victim_lr
+    # victims, stacked as the runner stacks a cell's targets (cells.replicas_per_fit)
     cap = replicas_per_fit({"name": "neumf", "params": {"batch_size": batch}}, str(device))
     replicas = args.retrains * min(TARGETS_PER_TYPE, max(1, cap // args.retrains))
-    setup, epoch, _ = fit_cost(data, replicas, device, batch, lr, optimizer=optimizer)
-    per_replica = (setup + EPOCHS * epoch) / (EPOCHS * replicas)  # a fit of EPOCHS epochs
+    setup, epoch, _ = fit_cost(data, replicas, device, batch, lr, optimizer=args.optimizer)
     setup_1, epoch_1, _ = fit_cost(data, 1, device, batch, lr)
-    plain = (setup_1 + EPOCHS * epoch_1) / EPOCHS
-    cells = TARGET_TYPES * (len(SIZES) * PROFILE_ATTACKS + 1)
-    replica_epochs = cells * TARGETS_PER_TYPE * args.retrains * EPOCHS
-    print(
-        f"\nvictim, batch {args.victim_batch}: {per_replica:.3f} s per replica-epoch with "
-        f"{replicas} stacked replicas in a {EPOCHS}-epoch fit ({setup:.1f} s setup + "
-        f"{epoch / replicas:.3f} s per replica-epoch), {plain:.3f} s one model alone "
-        f"with plain Adam ({plain / per_replica:.1f}x); the authors' code 5.4-9.2 s"
-    )
-    victim_hours = replica_epochs * per_replica / 3600
-    print(f"  {replica_epochs:,} replica-epochs in the grid: {victim_hours:.1f} h")
-
-    # -- poison-model -------------------------------------------------------------------------
+    costs = {
+        "replicas": replicas,
+        "victim_setup": setup,
+        "victim_epoch": epoch / replicas,
+        "victim": (setup + EPOCHS * epoch) / (EPOCHS * replicas),  # a fit of EPOCHS epochs
+        "plain": (setup_1 + EPOCHS * epoch_1) / EPOCHS,
+    }
+    # poison-model: one step (a fresh poison model, then the rounds) alone and for 10 targets
     threshold = default_unpopular_threshold(data)
     rng = np.random.default_rng(0)
     targets = rng.choice(unpopular_items(data, threshold), TARGETS_PER_TYPE, replace=False)
     poisoned = data.with_fake_users(_one_fake_user(data))
-    costs = {}
     for n_sets in (1, TARGETS_PER_TYPE):
         setup, epoch, model = fit_cost(poisoned, n_sets, device, 256, 1e-3)
         rounds = round_seconds(model, poisoned, targets[:n_sets, None], device)
-        step = setup + EPOCHS * epoch + ROUNDS * (rounds + epoch)
-        costs[n_sets] = step / n_sets
-        fit = setup + EPOCHS * epoch  # one poison-model training from scratch (the last: stacked)
-        print(
-            f"\npoison-model, {n_sets} target set(s) stacked: epoch {epoch:.2f} s, poison round "
-            f"{rounds:.2f} s -> one step {step:.0f} s = {step / n_sets:.1f} s per fake user "
-            f"per target"
-        )
+        costs[f"epoch_{n_sets}"], costs[f"round_{n_sets}"] = epoch, rounds
+        costs[f"step_{n_sets}"] = setup + EPOCHS * epoch + ROUNDS * (rounds + epoch)
+        costs[f"fit_{n_sets}"] = setup + EPOCHS * epoch  # one poison-model training
+    # the MF attack (heuristics cost nothing): one generation, per target at 5 %
+    start = time.perf_counter()
+    n_fake = max(1, round(SIZES[-1] * data.n_users))
+    MFAttack(n_iter=args.mf_iterations).generate(data, targets[:1], n_fake, random_state=0)
+    costs["mf"] = (time.perf_counter() - start) / args.mf_iterations * 30  # default 30
+    return costs
+
+
+def main() -> None:
+    args = parse_args()
+    data = binarize(load_dataset("ml-latest-small"))
+    n_fake = [max(1, round(s * data.n_users)) for s in SIZES]
+    print(f"data: {data}; fake users per size {n_fake}; load average {os.getloadavg()[0]:.1f}")
+    if args.processes > 1:
+        # as the Ray backend runs cells: that many processes at once, each on its own share
+        with ProcessPoolExecutor(args.processes, mp_context=get_context("spawn")) as pool:
+            measured = list(pool.map(measure, [args] * args.processes))
+        costs = {key: float(np.mean([m[key] for m in measured])) for key in measured[0]}
+    else:
+        costs = measure(args)
+    parallel = args.processes  # units of work done at once: the grid takes cost / parallel
+    threads = args.threads or torch.get_num_threads()
     print(
-        f"  stacking saves {costs[1] / costs[TARGETS_PER_TYPE]:.1f}x; the authors' code "
+        f"device {resolve_device(args.device)}, {args.processes} process(es) at once with "
+        f"{threads} CPU thread(s) each, victim {args.optimizer}"
+    )
+    report(costs, args, n_fake, parallel)
+    print(f"load average {os.getloadavg()[0]:.1f}")
+
+
+def report(
+    costs: dict[str, float], args: argparse.Namespace, n_fake: list[int], parallel: int
+) -> None:
+    """Print the measured costs and the grid they extrapolate to (``parallel`` units at once)."""
+    per_replica, plain = costs["victim"], costs["plain"]
+    print(
+        f"\nvictim, batch {args.victim_batch}: {per_replica:.3f} s per replica-epoch with "
+        f"{costs['replicas']:.0f} stacked replicas in a {EPOCHS}-epoch fit "
+        f"({costs['victim_setup']:.1f} s setup + {costs['victim_epoch']:.3f} s per "
+        f"replica-epoch), {plain:.3f} s one model alone with plain Adam "
+        f"({plain / per_replica:.1f}x); the authors' code 5.4-9.2 s"
+    )
+    cells = TARGET_TYPES * (len(SIZES) * PROFILE_ATTACKS + 1)
+    replica_epochs = cells * TARGETS_PER_TYPE * args.retrains * EPOCHS
+    victim_hours = replica_epochs * per_replica / 3600 / parallel
+    print(f"  {replica_epochs:,} replica-epochs in the grid: {victim_hours:.1f} h")
+    for n_sets in (1, TARGETS_PER_TYPE):
+        step = costs[f"step_{n_sets}"]
+        print(
+            f"\npoison-model, {n_sets} target set(s) stacked: epoch {costs[f'epoch_{n_sets}']:.2f}"
+            f" s, poison round {costs[f'round_{n_sets}']:.2f} s -> one step {step:.0f} s = "
+            f"{step / n_sets:.1f} s per fake user per target"
+        )
+    per_fake = costs[f"step_{TARGETS_PER_TYPE}"] / TARGETS_PER_TYPE
+    print(
+        f"  stacking saves {costs['step_1'] / per_fake:.1f}x; the authors' code "
         f"{AUTHORS_SECONDS_PER_FAKE_USER:.0f} s per fake user "
-        f"({AUTHORS_SECONDS_PER_FAKE_USER / costs[TARGETS_PER_TYPE]:.1f}x slower)"
+        f"({AUTHORS_SECONDS_PER_FAKE_USER / per_fake:.1f}x slower)"
     )
     # per target type: the steps, plus one base fit per chain of steps and one refit per size
-    step_hours = costs[TARGETS_PER_TYPE] * TARGETS_PER_TYPE / 3600
-    fit_hours = fit / 3600
+    step_hours = costs[f"step_{TARGETS_PER_TYPE}"] / 3600 / parallel
+    fit_hours = costs[f"fit_{TARGETS_PER_TYPE}"] / 3600 / parallel
     separate = TARGET_TYPES * (sum(n_fake) * step_hours + 2 * len(SIZES) * fit_hours)
     poison_hours = TARGET_TYPES * (max(n_fake) * step_hours + (1 + len(SIZES)) * fit_hours)
     print(
@@ -180,19 +227,13 @@ def main() -> None:
         f"{poison_hours:.1f} h; each size from scratch: {TARGET_TYPES * sum(n_fake)} steps, "
         f"{separate:.1f} h"
     )
-
-    # -- MF attack ----------------------------------------------------------------------------
-    start = time.perf_counter()
-    MFAttack(n_iter=args.mf_iterations).generate(data, targets[:1], n_fake[-1], random_state=0)
-    mf = (time.perf_counter() - start) / args.mf_iterations * 30  # default 30 iterations
-    mf_hours = mf * TARGET_TYPES * TARGETS_PER_TYPE * len(SIZES) / 3600
-    print(f"\nMF attack: ~{mf:.0f} s per target at 5 % (30 iterations): {mf_hours:.1f} h")
-
+    mf_hours = costs["mf"] * TARGET_TYPES * TARGETS_PER_TYPE * len(SIZES) / 3600 / parallel
+    print(f"\nMF attack: ~{costs['mf']:.0f} s per target at 5 % (30 iterations): {mf_hours:.1f} h")
     total = victim_hours + poison_hours + mf_hours
     print(
         f"\nTable I grid at the paper's settings with {args.retrains} retrains: "
         f"~{total:.1f} h on this machine (victims {victim_hours:.1f} h, poison-model "
-        f"{poison_hours:.1f} h, MF {mf_hours:.1f} h); load average {os.getloadavg()[0]:.1f}"
+        f"{poison_hours:.1f} h, MF {mf_hours:.1f} h)"
     )
 
 
