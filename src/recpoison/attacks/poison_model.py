@@ -322,30 +322,48 @@ class PoisonModelAttack(Attack):
             objective = self._stacked(view, targets, fakes, refit.device_)
             after = objective.values(refit)["hr"].tolist()
         end = time.perf_counter()
-        new_fake = max(1, n_fake - resumed_from)
+        phases = (end - start, steps_start - start, steps_done - steps_start, end - steps_done)
         result = []
         for r in range(n_sets):
-            traces = progress.traces[r]
-            info: dict[str, Any] = {
-                "attack": self.name,
-                "schedule": self.schedule,
-                "trace": traces,
-                "chosen_rounds": [step["chosen_round"] for step in traces],
-                "selection_resets": progress.selections[r].resets,
-                "surrogate_hr": {
-                    "k": self.top_k,
-                    "before": float(progress.hr_before[r]),
-                    "after": after[r],
-                },
-                "stacked_target_sets": n_sets,
-                "resumed_from": resumed_from,
-                "seconds": (end - start) / n_sets,
-                "seconds_pretrain": (steps_start - start) / n_sets,
-                "seconds_refit": (end - steps_done) / n_sets,
-                "seconds_per_fake_user": (steps_done - steps_start) / new_fake / n_sets,
-            }
+            info = self._info(
+                progress.traces[r],
+                progress.selections[r].resets,
+                (float(progress.hr_before[r]), after[r]),
+                [seconds / n_sets for seconds in phases],
+                max(1, n_fake - resumed_from),
+                stacked_target_sets=n_sets,
+                resumed_from=resumed_from,
+            )
             result.append(FakeProfiles(profiles[r].matrix, targets[r], info))
         return result
+
+    def _info(
+        self,
+        trace: list[dict[str, Any]],
+        resets: int,
+        surrogate_hr: tuple[float, float | None],
+        seconds: Sequence[float],
+        n_new: int,
+        **extra: Any,
+    ) -> dict[str, Any]:
+        """The ``info`` of one target set's fake users, for both schedules: the per-step
+        ``trace``, the surrogate's HR_t before and after (None without ``refit_after``) and
+        ``seconds`` spent in total, pre-training, poison steps (for ``n_new`` fake users made
+        here) and the refit."""
+        total, pretrain, steps, refit = seconds
+        return {
+            "attack": self.name,
+            "schedule": self.schedule,
+            "trace": trace,
+            "chosen_rounds": [step["chosen_round"] for step in trace],
+            "selection_resets": resets,
+            "surrogate_hr": {"k": self.top_k, "before": surrogate_hr[0], "after": surrogate_hr[1]},
+            **extra,
+            "seconds": total,
+            "seconds_pretrain": pretrain,
+            "seconds_refit": refit,
+            "seconds_per_fake_user": steps / n_new,
+        }
 
     def _start_authors(
         self,
@@ -515,13 +533,6 @@ class PoisonModelAttack(Attack):
                 step_trace["hr"][step_trace["chosen_round"]],
             )
 
-        info: dict[str, Any] = {
-            "attack": self.name,
-            "schedule": self.schedule,
-            "trace": trace,
-            "chosen_rounds": [s["chosen_round"] for s in trace],
-            "selection_resets": selection.resets,
-        }
         profiles = assemble_profiles(train, targets, fillers, ratings, rate_target=self.rate_target)
         steps_done = time.perf_counter()
         after = None
@@ -530,12 +541,10 @@ class PoisonModelAttack(Attack):
             after = self._hit_ratio(
                 self._surrogate(surrogate, [fit_seed]).fit(poisoned), poisoned, targets
             )
-        info["surrogate_hr"] = {"k": self.top_k, "before": hr_before, "after": after}
         end = time.perf_counter()
-        info["seconds"] = end - start
-        info["seconds_pretrain"] = pretrain_seconds
-        info["seconds_refit"] = end - steps_done
-        info["seconds_per_fake_user"] = (steps_done - start - pretrain_seconds) / n_fake
+        steps = steps_done - start - pretrain_seconds
+        seconds = (end - start, pretrain_seconds, steps, end - steps_done)
+        info = self._info(trace, selection.resets, (hr_before, after), seconds, n_fake)
         return FakeProfiles(profiles.matrix, targets, info)
 
     def _poison_step(
