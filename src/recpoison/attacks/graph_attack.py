@@ -298,7 +298,6 @@ class GraphAttack(SequentialAttack):
         targets = self.check_inputs(train, targets, n_fake, surrogate)
         self._check_params()
         progress = self._resume_or_start(train, targets, n_fake, random_state, resume_from)
-        resumed_from = progress.n_fake
         state = progress.state
         sampler = RatingSampler.fit(train, per_item=True)
         r_max = max_rating(train)
@@ -319,7 +318,6 @@ class GraphAttack(SequentialAttack):
         info = {
             "n_influential": len(state["users"]),
             "objective": state["objective"],
-            "resumed_from": resumed_from,
             **state["selection"],
         }
         return self._finish(progress, train, targets, start, info)

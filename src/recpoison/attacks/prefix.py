@@ -61,13 +61,15 @@ class SequentialProgress:
     """The state of a one-fake-user-at-a-time attack after ``n_fake`` fake users: the random
     stream as the next fake user finds it, the fake users so far, and ``state``, whatever else
     the attack's next fake user starts from (its data, warm-start factors, loss users, per-user
-    diagnostics)."""
+    diagnostics). ``resumed_from`` is how many fake users it had when the current call took it
+    over (0 for a fresh start)."""
 
     fingerprint: str | None
     rng: np.random.Generator
     fillers: list[np.ndarray] = field(default_factory=list)
     ratings: list[np.ndarray] = field(default_factory=list)
     state: dict[str, Any] = field(default_factory=dict)
+    resumed_from: int = 0
 
     @property
     def n_fake(self) -> int:
@@ -119,7 +121,9 @@ class SequentialAttack(Attack):
         it can serve another size again."""
         fingerprint = progress_fingerprint(self.get_params(), {}, train, targets, [random_state])
         if resume_from is not None and resume_from.continues(fingerprint, n_fake):
-            return copy.deepcopy(resume_from)
+            progress = copy.deepcopy(resume_from)
+            progress.resumed_from = progress.n_fake
+            return progress
         rng = check_random_state(random_state)
         return SequentialProgress(fingerprint, rng, state=self._start(train, targets, rng))
 
@@ -131,8 +135,14 @@ class SequentialAttack(Attack):
         started: float,
         info: dict[str, Any],
     ) -> FakeProfiles:
-        """The fake users of ``progress`` as profiles with ``info``, the attack's name and the
-        seconds since ``started``; ``progress`` is left in ``progress_``."""
+        """The fake users of ``progress`` as profiles with ``info``, the attack's name, how many
+        fake users the call resumed from and the seconds since ``started``; ``progress`` is left
+        in ``progress_``."""
         self.progress_ = progress
-        info = {"attack": self.name, **info, "seconds": time.perf_counter() - started}
+        info = {
+            "attack": self.name,
+            **info,
+            "resumed_from": progress.resumed_from,
+            "seconds": time.perf_counter() - started,
+        }
         return progress.profiles(train, targets, info)

@@ -177,7 +177,6 @@ class SAttack(SequentialAttack):
         targets = self._validate(train, targets, n_fake, surrogate)
         target = int(targets[0])
         progress = self._resume_or_start(train, targets, n_fake, random_state, resume_from)
-        resumed_from = progress.n_fake
         state, rng = progress.state, progress.rng
         device = state["base"].values.device
         weights = torch.as_tensor(state["weights"], dtype=DTYPE, device=device)
@@ -206,7 +205,6 @@ class SAttack(SequentialAttack):
             **state["info"],
             "loss_initial": state["loss_initial"],
             "loss_final": state["loss_final"],
-            "resumed_from": resumed_from,
         }
         return self._finish(progress, train, targets, started, info)
 
