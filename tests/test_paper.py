@@ -365,6 +365,22 @@ def test_paper_dataset_by_alias_and_unknown_choices(store):
         compare_with_paper(report, spec, "fang2020-table1")
 
 
+def test_a_later_run_of_one_attack_points_to_the_run_with_all_of_them(store, tmp_path):
+    """A second process on the same store (here: only ``none``) is the latest run; --paper
+    on it names the other runs, and the first run still compares every attack."""
+    path = tmp_path / "two-runs.db"
+    path.write_bytes(store.read_bytes())
+    narrow = parse_spec({**SPEC, "attacks": [{"name": "none"}]})
+    with Store.open(path) as db:
+        run = db.start_run(narrow.name, narrow.to_json(), expand_cells(narrow))
+        db.finish_run(run)
+    hint = r"in run 2, the latest; .* run\(s\) 1: pick one with --run"
+    with pytest.raises(ConfigError, match=hint):
+        paper_comparison(build_report(path), path)
+    first = paper_comparison(build_report(path, 1), path, 1)
+    assert set(first["attack"]) == {"none", "random", "bandwagon", "mf", "poison-model"}
+
+
 def test_ranks_of_a_stated_order(store):
     """Huang's Figure 3 claim (poison-model strongest, the others tied) on the same report."""
     comparison = compare_with_paper(build_report(store), parse_spec(SPEC), "huang2021-fillers")

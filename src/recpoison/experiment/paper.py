@@ -376,9 +376,21 @@ def paper_comparison(
     latest) with the published figures of ``source`` (default: the run's spec name, i.e. its
     preset)."""
     with Store.open(store_path, create=False) as store:
+        latest = run is None
         run = store.latest_run() if run is None else run
         spec = Spec.model_validate(store.run_spec(run))
-    return compare_with_paper(report, spec, source or spec.name, paper_dataset)
+        others = [r["id"] for r in store.runs() if r["id"] != run]
+    try:
+        return compare_with_paper(report, spec, source or spec.name, paper_dataset)
+    except ConfigError as error:
+        if not (latest and others):
+            raise
+        # a second process on the same store (one attack, say) is the latest run; the run
+        # that expanded every attack is an earlier one
+        raise ConfigError(
+            f"{error} (in run {run}, the latest; this store also holds run(s) "
+            f"{', '.join(map(str, others))}: pick one with --run)"
+        ) from None
 
 
 def paper_markdown(comparison: pd.DataFrame, title: str | None = None) -> str:
