@@ -377,6 +377,8 @@ def test_a_later_run_of_one_attack_points_to_the_run_with_all_of_them(store, tmp
     hint = r"in run 2, the latest; .* run\(s\) 1: pick one with --run"
     with pytest.raises(ConfigError, match=hint):
         paper_comparison(build_report(path), path)
+    with pytest.raises(ConfigError, match=r"choose one of: ML-100K, Music, ML-1M$"):
+        paper_comparison(build_report(path), path, paper_dataset="Yelp")  # no --run hint
     first = paper_comparison(build_report(path, 1), path, 1)
     assert set(first["attack"]) == {"none", "random", "bandwagon", "mf", "poison-model"}
 

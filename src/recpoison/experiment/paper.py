@@ -203,14 +203,18 @@ def _table_cells(paper_name: str, paper: dict[str, Any], table: dict[str, Any]):
             }
 
 
+class NoMeasuredRowMatches(ConfigError):
+    """The report has no attack row (besides ``none``) that a published figure describes."""
+
+
 # -- alignment --------------------------------------------------------------------------------
 def compare_with_paper(
     report: pd.DataFrame, spec: Spec, source: str, paper_dataset: str | None = None
 ) -> pd.DataFrame:
     """Measured report rows beside the published figures of ``source`` (see the module doc),
     one row per (published cell, matching measured row) with :data:`COMPARISON_COLUMNS` and the
-    ordering columns of :func:`ordering_agreement`. ConfigError when no attack (besides
-    ``none``) matches."""
+    ordering columns of :func:`ordering_agreement`. :class:`NoMeasuredRowMatches` when no attack
+    (besides ``none``) matches."""
     cells, datasets = published_cells(source)
     if paper_dataset is not None and paper_dataset not in datasets.names:
         raise ConfigError(
@@ -231,7 +235,7 @@ def compare_with_paper(
     if not any(record["attack"] != NO_ATTACK for record in records):
         sizes = sorted({f"{size:.4g}" for size in cells["size"].dropna()}, key=float)
         ks = sorted({int(k) for k in cells["k"].dropna()})
-        raise ConfigError(
+        raise NoMeasuredRowMatches(
             f"no measured row matches the published figures of {source!r}: they are for "
             f"attacks {', '.join(sorted(set(cells['attack_name'].dropna())))}; sizes "
             f"{', '.join(sizes)}; K {ks or 'any'}; report columns "
@@ -382,7 +386,7 @@ def paper_comparison(
         others = [r["id"] for r in store.runs() if r["id"] != run]
     try:
         return compare_with_paper(report, spec, source or spec.name, paper_dataset)
-    except ConfigError as error:
+    except NoMeasuredRowMatches as error:
         if not (latest and others):
             raise
         # a second process on the same store (one attack, say) is the latest run; the run
