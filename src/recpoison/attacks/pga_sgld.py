@@ -165,7 +165,8 @@ class _FactorizationAttack(Attack):
         problem attacked; without one, ALS with this attack's ``rank`` and ``lambda_*``.
         ``info`` holds the utility per iteration (``utility_history``), before
         (``utility_initial``) and after (``utility_final``) optimisation, and after the
-        projection to valid ratings (``utility_projected``).
+        projection to valid ratings (``utility_projected``; implicit data: the fake users
+        retrained with sampled negatives, as the normal users).
         """
         targets = self._validate(train, targets, n_fake, surrogate)
         started = time.perf_counter()
@@ -199,7 +200,7 @@ class _FactorizationAttack(Attack):
             history.append(value)
             logger.debug("%s iteration %d: utility %.6g", self.name, t, value)
         matrix = run.project(values)
-        users, items = run.solve_profiles(matrix, self.fit_iterations)
+        users, items = run.solve_profiles(matrix, self.fit_iterations, rng)
         info: dict[str, Any] = {
             "goal": run.goal,
             "victim_model": problem.kind,
@@ -297,10 +298,16 @@ class _Run:
         """The normal users' centered ratings (implicit data: see :class:`MFAttack`)."""
         if not self.implicit:
             return Entries.from_interactions(train, self.offset, DTYPE, self.device)
-        users, items, _ = train.triples()
+        return self._with_negatives(train.matrix, rng)
+
+    def _with_negatives(self, matrix: sp.spmatrix, rng: np.random.Generator) -> Entries:
+        """The interactions of the 0/1 ``matrix`` (value 1) plus ``negatives`` draws per
+        interaction of a uniform item the row lacks (value 0; repeats dropped), centered."""
+        coo = sp.coo_matrix(matrix)
+        users, items = coo.row.astype(np.int64), coo.col.astype(np.int64)
         neg_users = np.repeat(users, self.attack.negatives)
-        neg_items = rng.integers(0, train.n_items, len(neg_users))
-        keep = np.asarray(train.matrix[neg_users, neg_items]).ravel() == 0
+        neg_items = rng.integers(0, matrix.shape[1], len(neg_users))
+        keep = np.asarray(sp.csr_matrix(matrix)[neg_users, neg_items]).ravel() == 0
         pairs = np.unique(np.stack([neg_users[keep], neg_items[keep]]), axis=1)
         rows = np.concatenate([users, pairs[0]])
         cols = np.concatenate([items, pairs[1]])
@@ -309,7 +316,7 @@ class _Run:
             torch.as_tensor(rows, device=self.device),
             torch.as_tensor(cols, device=self.device),
             torch.as_tensor(vals, dtype=DTYPE, device=self.device),
-            (train.n_users, train.n_items),
+            matrix.shape,
         )
 
     def _layout(self, rng: np.random.Generator) -> None:
@@ -401,8 +408,18 @@ class _Run:
         clipped = np.clip(ratings, self.allowed[0], self.allowed[-1])
         return self.allowed[np.abs(clipped[:, None] - self.allowed[None, :]).argmin(1)]
 
-    def solve_profiles(self, matrix: sp.csr_matrix, iterations: int) -> Factors:
-        """Retrain the victim on the normal users plus the projected fake ``matrix``."""
+    def solve_profiles(
+        self, matrix: sp.csr_matrix, iterations: int, rng: np.random.Generator
+    ) -> Factors:
+        """Retrain the victim on the normal users plus the projected fake ``matrix``.
+
+        Implicit data: the fake users get sampled negatives as the normal users have (and as an
+        implicit victim's negative sampling gives them); without them, ALS would see a fake user
+        rate only its fillers, a profile no victim trains on."""
+        if self.implicit:
+            return self.problem.solve(
+                self.normal.stack(self._with_negatives(matrix, rng)), iterations
+            )
         fake = sp.coo_matrix(matrix)
         entries = Entries(
             torch.as_tensor(fake.row.astype(np.int64), device=self.device),
