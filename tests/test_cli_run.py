@@ -83,6 +83,10 @@ def test_run_then_report_then_rerun(cli, spec_file, tmp_path):
     assert any(p.stat().st_size > 0 for p in (tmp_path / "plots").glob("hr_vs_size_*.png"))
     code, out, _ = cli(*run_args)
     assert code == 0 and "0 cells computed, 3 already in" in out
+    code, out, _ = cli("report", "--store", str(store), "--run", "1", "--run", "2")
+    assert code == 0 and "(runs 1, 2, recpoison" in out and "| random |" in out
+    code, _, err = cli("report", "--store", str(store), "--run", "1", "--run", "5")
+    assert code == 2 and "no run with id 5; its runs: 1, 2" in err
 
 
 def test_presets_list_and_show(cli):

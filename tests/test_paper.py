@@ -374,13 +374,15 @@ def test_a_later_run_of_one_attack_points_to_the_run_with_all_of_them(store, tmp
     with Store.open(path) as db:
         run = db.start_run(narrow.name, narrow.to_json(), expand_cells(narrow))
         db.finish_run(run)
-    hint = r"in run 2, the latest; .* run\(s\) 1: pick one with --run"
+    hint = r"in run 2, the latest; .* run\(s\) 1: pick them with --run, once per run"
     with pytest.raises(ConfigError, match=hint):
         paper_comparison(build_report(path), path)
     with pytest.raises(ConfigError, match=r"choose one of: ML-100K, Music, ML-1M$"):
         paper_comparison(build_report(path), path, paper_dataset="Yelp")  # no --run hint
     first = paper_comparison(build_report(path, 1), path, 1)
     assert set(first["attack"]) == {"none", "random", "bandwagon", "mf", "poison-model"}
+    both = paper_comparison(build_report(path, [1, 2]), path, [1, 2])
+    pd.testing.assert_frame_equal(both, first)  # run 2's one cell is one of run 1's
 
 
 def test_ranks_of_a_stated_order(store):

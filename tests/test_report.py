@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from recpoison.errors import DataError
+from recpoison.errors import ConfigError, DataError
 from recpoison.experiment import (
     Store,
     build_report,
@@ -18,6 +18,7 @@ from recpoison.experiment import (
     write_report,
 )
 from recpoison.experiment.expansion import CellOutcome
+from recpoison.experiment.report import DIMENSIONS, run_title
 
 SPEC = {
     "name": "fake",
@@ -215,3 +216,55 @@ def test_unfinished_run_and_empty_store(tmp_path):
     Store.open(tmp_path / "empty.db").close()
     with pytest.raises(DataError, match="holds no run"):
         build_report(tmp_path / "empty.db")
+
+
+# -- several runs of one experiment -----------------------------------------------------------
+def _store_of_runs(path, specs: list[dict]):
+    """A store with one run per spec, every cell of each written (shared cells once)."""
+    with Store.open(path) as db:
+        for raw in specs:
+            spec = parse_spec(raw)
+            cells = expand_cells(spec)
+            run = db.start_run(spec.name, spec.to_json(), cells)
+            for cell in cells:
+                if not db.is_done(cell.key):
+                    db.write_cell(cell, fabricate(cell), run)
+            db.finish_run(run)
+    return path
+
+
+def test_runs_filling_one_grid_piece_by_piece_report_as_the_whole_grid(report, tmp_path):
+    """The README's way of running a grid in pieces (one process per target type, one per
+    attack) on one store: reported together they give exactly the one-run report."""
+    random_half = {**SPEC, "targets": [SPEC["targets"][0]]}
+    unpopular_half = {**SPEC, "targets": [SPEC["targets"][1]], "attacks": SPEC["attacks"][:2]}
+    bandwagon_only = {**unpopular_half, "attacks": [{"name": "bandwagon"}]}
+    path = _store_of_runs(tmp_path / "pieces.db", [random_half, unpopular_half, bandwagon_only])
+    assert set(build_report(path)["attack"]) == {"none", "bandwagon"}  # the latest run alone
+    merged = build_report(path, [1, 2, 3])
+    pd.testing.assert_frame_equal(
+        merged.sort_values(list(DIMENSIONS)).reset_index(drop=True),
+        report.sort_values(list(DIMENSIONS)).reset_index(drop=True),
+    )
+    assert len(quality_report(path, [1, 2, 3])) == 1  # the shared clean-victim cell once
+    assert run_title(path, [1, 3]) == "fake (runs 1, 3, recpoison 0.1.0)"
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"name": "other"}, r"runs 1 and 2 are of different experiments \(fake, other\)"),
+        ({"retrains": 5}, "runs 1 and 2 differ in retrains: their cells are not comparable"),
+        (
+            {"attacks": [{"name": "random", "params": {"n_fillers": 5}}]},
+            "runs 1 and 2 both have attacks entry 'random' with different settings",
+        ),
+    ],
+)
+def test_runs_of_different_experiments_are_not_reported_together(tmp_path, change, message):
+    path = _store_of_runs(tmp_path / "mixed.db", [SPEC, {**SPEC, **change}])
+    with pytest.raises(ConfigError, match=message):
+        build_report(path, [1, 2])
+    assert len(build_report(path, [1])) == len(build_report(path, 1))  # each alone still works
+    with pytest.raises(DataError, match="no run with id 7; its runs: 1, 2"):
+        build_report(path, [1, 7])

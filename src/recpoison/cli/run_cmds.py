@@ -125,8 +125,13 @@ def report(
     plot: Annotated[
         Path | None, typer.Option("--plot", metavar="DIR", help="Also write PNG plots into DIR.")
     ] = None,
-    run_id: Annotated[
-        int | None, typer.Option("--run", help="Run id (default: the latest).")
+    run_ids: Annotated[
+        list[int] | None,
+        typer.Option(
+            "--run",
+            help="Run id (default: the latest); repeat it to report several runs of one "
+            "experiment as one table (a grid filled by several processes).",
+        ),
     ] = None,
     paper: Annotated[
         bool,
@@ -160,6 +165,7 @@ def report(
 
     if not paper and (paper_source or paper_dataset):
         raise ConfigError("--paper-source and --paper-dataset only apply with --paper")
+    run_id = run_ids or None
     table = build_report(store, run_id)
     if paper:
         comparison = paper_comparison(table, store, run_id, paper_source, paper_dataset)

@@ -52,6 +52,12 @@ from scipy.stats import kendalltau
 
 from recpoison.errors import ConfigError
 from recpoison.experiment.report import DIMENSIONS, write_report
+from recpoison.experiment.run_selection import (
+    RunSelection,
+    merged_spec,
+    runs_label,
+    selected_runs,
+)
 from recpoison.experiment.spec import (
     NO_ATTACK,
     ComponentSpec,
@@ -372,18 +378,18 @@ def _column_order(group: pd.DataFrame) -> dict[str, Any]:
 def paper_comparison(
     report: pd.DataFrame,
     store_path: str | Path,
-    run: int | None = None,
+    run: RunSelection = None,
     source: str | None = None,
     paper_dataset: str | None = None,
 ) -> pd.DataFrame:
-    """The comparison of ``report`` (``build_report`` of run ``run`` of a store, default: the
-    latest) with the published figures of ``source`` (default: the run's spec name, i.e. its
+    """The comparison of ``report`` (``build_report`` of run(s) ``run`` of a store, default: the
+    latest) with the published figures of ``source`` (default: the runs' spec name, i.e. their
     preset)."""
     with Store.open(store_path, create=False) as store:
         latest = run is None
-        run = store.latest_run() if run is None else run
-        spec = Spec.model_validate(store.run_spec(run))
-        others = [r["id"] for r in store.runs() if r["id"] != run]
+        runs = selected_runs(store, run)
+        spec = merged_spec(store, runs)
+        others = [r["id"] for r in store.runs() if r["id"] not in runs]
     try:
         return compare_with_paper(report, spec, source or spec.name, paper_dataset)
     except NoMeasuredRowMatches as error:
@@ -392,8 +398,8 @@ def paper_comparison(
         # a second process on the same store (one attack, say) is the latest run; the run
         # that expanded every attack is an earlier one
         raise ConfigError(
-            f"{error} (in run {run}, the latest; this store also holds run(s) "
-            f"{', '.join(map(str, others))}: pick one with --run)"
+            f"{error} (in {runs_label(runs)}, the latest; this store also holds run(s) "
+            f"{', '.join(map(str, others))}: pick them with --run, once per run)"
         ) from None
 
 

@@ -40,6 +40,12 @@ from recpoison.experiment.report_measures import (
     untargeted_markdown,
 )
 from recpoison.experiment.report_measures import standard_error as _se
+from recpoison.experiment.run_selection import (
+    RunSelection,
+    merged_spec,
+    runs_label,
+    selected_runs,
+)
 from recpoison.experiment.spec import NO_ATTACK, Spec
 from recpoison.experiment.store import Store
 
@@ -75,18 +81,19 @@ METRICS = (
 FORMATS = ("markdown", "csv", "json")
 
 
-def build_report(store_path: str | Path, run: int | None = None) -> pd.DataFrame:
+def build_report(store_path: str | Path, run: RunSelection = None) -> pd.DataFrame:
     """One row per (dataset, victim, attack, knowledge, n_fillers, target_type, size, k) of run
-    ``run`` (default: the latest) with ``hr_mean``, ``hr_se``, ``n_targets``, ``n_retrains``,
-    ``n_fake``, ``filler_popularity``, ``surrogate`` and ``surrogate_hr*`` (attacks that report
-    them), ``rmse`` and the Li et al. columns (explicit victims) and, with a detector,
-    ``detector``, ``fpr``, ``fnr``, ``hr_mean_detected`` and ``hr_se_detected`` (all of
-    :data:`METRICS` that apply). See the module doc for the statistics."""
+    ``run`` (default: the latest; several runs of one experiment: their cells together, see
+    :mod:`~recpoison.experiment.run_selection`) with ``hr_mean``, ``hr_se``, ``n_targets``,
+    ``n_retrains``, ``n_fake``, ``filler_popularity``, ``surrogate`` and ``surrogate_hr*``
+    (attacks that report them), ``rmse`` and the Li et al. columns (explicit victims) and, with
+    a detector, ``detector``, ``fpr``, ``fnr``, ``hr_mean_detected`` and ``hr_se_detected``
+    (all of :data:`METRICS` that apply). See the module doc for the statistics."""
     with Store.open(store_path, create=False) as store:
-        run = store.latest_run() if run is None else run
-        spec = Spec.model_validate(store.run_spec(run))
-        cells = _cells(store, run, "attack")
-        results = _run_rows(store, run, "results")
+        runs = selected_runs(store, run)
+        spec = merged_spec(store, runs)
+        cells = _cells(store, runs, "attack")
+        results = _run_rows(store, runs, "results")
     if results.empty:
         return pd.DataFrame(columns=[*DIMENSIONS, "hr_mean", "hr_se", "n_targets", "n_retrains"])
     detected = results["hr_detected"].notna().any()
@@ -115,12 +122,12 @@ def build_report(store_path: str | Path, run: int | None = None) -> pd.DataFrame
     return _ordered(frame, spec)
 
 
-def quality_report(store_path: str | Path, run: int | None = None) -> pd.DataFrame:
+def quality_report(store_path: str | Path, run: RunSelection = None) -> pd.DataFrame:
     """Leave-one-out HR@K / NDCG@K of each clean victim: mean and SE over its retrains."""
     with Store.open(store_path, create=False) as store:
-        run = store.latest_run() if run is None else run
-        cells = _cells(store, run, "quality")
-        quality = _run_rows(store, run, "quality")
+        runs = selected_runs(store, run)
+        cells = _cells(store, runs, "quality")
+        quality = _run_rows(store, runs, "quality")
     table = []
     for key, group in quality.groupby("cell_key", sort=False):
         labels, _ = cells[key]
@@ -156,12 +163,13 @@ def quality_report(store_path: str | Path, run: int | None = None) -> pd.DataFra
     )
 
 
-def run_title(store_path: str | Path, run: int | None = None) -> str:
-    """``name (run N, recpoison V)`` of a run, for report headings."""
+def run_title(store_path: str | Path, run: RunSelection = None) -> str:
+    """``name (run N, recpoison V)`` (``runs N, M, ...``) of the runs reported, for headings."""
     with Store.open(store_path, create=False) as store:
-        run = store.latest_run() if run is None else run
-        info = next(r for r in store.runs() if r["id"] == run)
-    return f"{info['name']} (run {run}, recpoison {info['recpoison_version']})"
+        runs = selected_runs(store, run)
+        infos = [r for r in store.runs() if r["id"] in runs]
+    versions = ", ".join(dict.fromkeys(info["recpoison_version"] for info in infos))
+    return f"{infos[0]['name']} ({runs_label(runs)}, recpoison {versions})"
 
 
 # -- statistics -------------------------------------------------------------------------------
@@ -235,23 +243,34 @@ def _surrogate_hr(info: dict[str, Any]) -> dict[str, float]:
 
 
 # -- shaping ----------------------------------------------------------------------------------
-def _cells(store: Store, run: int, kind: str) -> dict[str, tuple[dict, dict]]:
+def _cells(store: Store, runs: list[int], kind: str) -> dict[str, tuple[dict, dict]]:
+    """Labels and info of the finished cells of ``kind`` in ``runs`` (a cell in several runs
+    once, with the labels of its first run)."""
     _, rows = store.query(
         "SELECT c.key, rc.labels_json, c.info_json FROM cells c JOIN run_cells rc "
-        "ON rc.cell_key = c.key WHERE rc.run_id = ? AND c.kind = ? AND c.status = 'done'",
-        (run, kind),
+        f"ON rc.cell_key = c.key WHERE rc.run_id IN ({_placeholders(runs)}) AND c.kind = ? "
+        "AND c.status = 'done' ORDER BY rc.run_id",
+        (*runs, kind),
     )
-    return {key: (json.loads(labels), json.loads(info or "{}")) for key, labels, info in rows}
+    cells: dict[str, tuple[dict, dict]] = {}
+    for key, labels, info in rows:
+        cells.setdefault(key, (json.loads(labels), json.loads(info or "{}")))
+    return cells
 
 
-def _run_rows(store: Store, run: int, table: str) -> pd.DataFrame:
-    """Every row of ``table`` (``results`` or ``quality``) from the cells of run ``run``."""
+def _run_rows(store: Store, runs: list[int], table: str) -> pd.DataFrame:
+    """Every row of ``table`` (``results`` or ``quality``) from the cells of ``runs``, each
+    cell's rows once."""
     columns, rows = store.query(
-        f"SELECT t.* FROM {table} t JOIN run_cells rc ON rc.cell_key = t.cell_key "
-        "WHERE rc.run_id = ?",
-        (run,),
+        f"SELECT t.* FROM {table} t WHERE t.cell_key IN "
+        f"(SELECT cell_key FROM run_cells WHERE run_id IN ({_placeholders(runs)}))",
+        tuple(runs),
     )
     return pd.DataFrame(rows, columns=columns)
+
+
+def _placeholders(values: list[Any]) -> str:
+    return ", ".join("?" * len(values))
 
 
 def _expand_baseline(frame: pd.DataFrame, spec: Spec) -> pd.DataFrame:
