@@ -129,6 +129,7 @@ def report(
         list[int] | None,
         typer.Option(
             "--run",
+            metavar="ID",
             help="Run id (default: the latest); repeat it to report several runs of one "
             "experiment as one table (a grid filled by several processes).",
         ),
