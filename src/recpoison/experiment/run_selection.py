@@ -50,15 +50,15 @@ def merged_spec(store: Store, runs: Sequence[int]) -> Spec:
     first = specs[0]
     if len(specs) == 1:
         return first
-    fixed = _COMPONENT_LISTS + _VALUE_LISTS
-    settings = first.model_dump(exclude={*fixed, *_FREE})
+    swept = _COMPONENT_LISTS + _VALUE_LISTS
+    settings = first.model_dump(exclude={*swept, *_FREE})
     for run, spec in zip(runs[1:], specs[1:], strict=True):
         if spec.name != first.name:
             raise ConfigError(
                 f"runs {runs[0]} and {run} are of different experiments ({first.name}, "
                 f"{spec.name}): report them one at a time"
             )
-        other = spec.model_dump(exclude={*fixed, *_FREE})
+        other = spec.model_dump(exclude={*swept, *_FREE})
         differing = [field for field in settings if settings[field] != other[field]]
         if differing:
             raise ConfigError(
