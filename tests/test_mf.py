@@ -8,7 +8,14 @@ import torch
 from recpoison.data import Interactions, planted
 from recpoison.errors import ConfigError
 from recpoison.victims import make_victim
-from recpoison.victims.mf import ALSMF, Entries, als, initial_items, solve_rows
+from recpoison.victims.mf import (
+    ALSMF,
+    DUAL_FROM_RANK,
+    Entries,
+    als,
+    initial_items,
+    solve_rows,
+)
 
 
 @pytest.fixture(scope="module")
@@ -28,6 +35,36 @@ def test_row_update_matches_a_dense_normal_equation_solve(small):
         gram = lam * np.eye(4) + v[rated].T @ v[rated]
         expected = np.linalg.solve(gram, v[rated].T @ (dense[u, rated] - 3.0))
         np.testing.assert_allclose(users[u], expected, rtol=1e-10, atol=1e-12)
+
+
+def test_rows_shorter_than_the_rank_are_solved_exactly_in_their_dual_form():
+    """Rows of every length from 0 to beyond k (the dual n x n solves below k, the k x k Gram
+    solves from k on) equal the dense normal-equation solution, for each of two replicas."""
+    rng = np.random.default_rng(0)
+    k, lam = DUAL_FROM_RANK + 2, 0.7
+    n_rows, n_cols = k + 4, 3 * k
+    rows, cols = [], []
+    for r in range(n_rows):  # row r has r entries: 0 (no entry) .. k + 3
+        rows += [r] * r
+        cols += list(rng.choice(n_cols, size=r, replace=False))
+    values = rng.normal(size=len(rows))
+    entries = Entries(
+        torch.as_tensor(rows), torch.as_tensor(cols), torch.as_tensor(values), (n_rows, n_cols)
+    )
+    other = torch.as_tensor(rng.normal(size=(2, n_cols, k)))
+    split = entries.split_rows(k)
+    assert split.long_rows.tolist() == list(range(k, n_rows))
+    assert [len(r) for r, _, _ in split.short] == [1] * (k - 1)
+    assert entries.split_rows(DUAL_FROM_RANK - 1).all_long
+    solved = solve_rows(entries, other, lam).numpy()
+    dense = sp.csr_matrix((values, (rows, cols)), shape=(n_rows, n_cols)).toarray()
+    for replica in range(2):
+        y = other[replica].numpy()
+        for r in range(n_rows):
+            observed = np.flatnonzero(dense[r])
+            gram = lam * np.eye(k) + y[observed].T @ y[observed]
+            expected = np.linalg.solve(gram, y[observed].T @ dense[r, observed])
+            np.testing.assert_allclose(solved[replica, r], expected, rtol=1e-10, atol=1e-12)
 
 
 def test_objective_decreases_monotonically_and_matches_its_definition(small):
