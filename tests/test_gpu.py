@@ -78,6 +78,8 @@ def test_neumf_learns_on_the_gpu_as_on_the_cpu(optimizer):
     ("name", "params", "tolerance"),
     [
         ("als-mf", {"rank": 5, "n_replicas": 2, "dtype": "float64"}, 1e-8),
+        # rank >= DUAL_FROM_RANK: the users (8 ratings) and most items solved in the dual form
+        ("als-mf", {"rank": 16, "n_replicas": 2, "dtype": "float64"}, 1e-8),
         ("random-walk", {"dtype": "float64", "tol": 1e-12}, 1e-10),
         ("nuclear-norm", {"max_rank": 10, "iterations": 60, "dtype": "float64"}, 1e-4),
     ],
