@@ -4,8 +4,9 @@ The victim of Li et al. 2016 (§2 Eq. 2, §3 Eq. 4, "alternating minimization") 
 recommender of Fang et al. 2020 (§3.1 Eq. 1). No loop over users or items: the per-row normal
 equations ``(λ I + Σ_{j∈Ω_i} v_j v_jᵀ) u_i = Σ_{j∈Ω_i} M_ij v_j`` of all rows (of all replicas
 on a GPU, of one replica at a time on the CPU, where that is faster) are built with one
-sparse-dense product and solved as one batch of Cholesky systems; a row with fewer entries than
-the rank k is solved in its dual form instead (:func:`solve_rows`), rows of one length at a time.
+sparse-dense product and solved as one batch of Cholesky systems; from rank 12 on, a row with
+fewer entries than the rank k is solved in its dual form instead (:func:`solve_rows`), rows of
+one length at a time.
 
 Regularisation convention: we minimise
 ``‖R_Ω(M − U Vᵀ)‖²_F + λ_U ‖U‖²_F + λ_V ‖V‖²_F``. Eq. (2) of Li et al. prints ``2λ_U, 2λ_V``
@@ -268,7 +269,7 @@ def solve_rows(entries: Entries, other: torch.Tensor, lam: float) -> torch.Tenso
     by_col = other.permute(1, 0, 2).contiguous()  # [n_cols, R, k]
     # On the CPU one replica's outer products at a time stay in cache (measured: batching them
     # is slower there); on a GPU as many as the memory budget allows.
-    footprint = max(max(entries.shape) * k * k, entries.nnz * k)
+    footprint = max(max(entries.shape) * k * k, 0 if split.all_long else entries.nnz * k)
     chunk = max(1, _GRAM_BUDGET // footprint) if other.is_cuda else 1
     parts = [slice(start, start + chunk) for start in range(0, n_rep, chunk)]
     if split.all_long:
