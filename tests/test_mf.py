@@ -67,6 +67,34 @@ def test_rows_shorter_than_the_rank_are_solved_exactly_in_their_dual_form():
             np.testing.assert_allclose(solved[replica, r], expected, rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.parametrize("table_in_cache", [1 << 40, 0], ids=["sparse-product", "bucketed"])
+def test_row_outer_products_equal_a_loop_over_rows_on_either_path(monkeypatch, table_in_cache):
+    """Both ways of summing per-row outer products (the sparse product with the table of outer
+    products, and the bucketed matmuls a large table switches to) give each row's
+    ``Σ_j left_j right_jᵀ``: rows of 0 .. 40 entries, unsorted entries, two replicas."""
+    monkeypatch.setattr("recpoison.victims.mf._OUTER_TABLE_IN_CACHE", table_in_cache)
+    rng = np.random.default_rng(1)
+    n_rows, n_cols, k = 41, 60, 5
+    rows = np.concatenate([np.full(r, r) for r in range(n_rows)])
+    cols = np.concatenate([rng.choice(n_cols, size=r, replace=False) for r in range(n_rows)])
+    shuffle = rng.permutation(len(rows))
+    entries = Entries(
+        torch.as_tensor(rows[shuffle]),
+        torch.as_tensor(cols[shuffle]),
+        torch.ones(len(rows), dtype=torch.float64),
+        (n_rows, n_cols),
+    )
+    left = torch.as_tensor(rng.normal(size=(n_cols, 2, k)))
+    right = torch.as_tensor(rng.normal(size=(n_cols, 2, k)))
+    outer = entries.row_outer(left, right).numpy()
+    assert outer.shape == (n_rows, 2, k, k)
+    for r in range(n_rows):
+        observed = cols[rows == r]
+        for replica in range(2):
+            expected = left[observed, replica].numpy().T @ right[observed, replica].numpy()
+            np.testing.assert_allclose(outer[r, replica], expected, rtol=1e-12, atol=1e-12)
+
+
 def test_objective_decreases_monotonically_and_matches_its_definition(small):
     model = ALSMF(
         rank=5, lambda_u=1.0, lambda_v=2.0, iterations=25, tol=0.0, dtype="float64", random_state=0
