@@ -8,6 +8,7 @@ import torch
 from recpoison.attacks import make_attack
 from recpoison.attacks.kkt import (
     Hessian,
+    RowBlockInverse,
     availability_objective,
     implicit_gradient,
     integrity_objective,
@@ -17,7 +18,7 @@ from recpoison.attacks.pga_sgld import MFAttack, PGAAttack, SGLDAttack
 from recpoison.data import FakeProfiles, Interactions, planted
 from recpoison.errors import ConfigError
 from recpoison.utilities import availability_utility, integrity_utility, ttest_detectability
-from recpoison.victims.mf import ALSMF, Entries, als
+from recpoison.victims.mf import ALSMF, DUAL_FROM_RANK, Entries, als
 from recpoison.victims.nuclear import NuclearNormMF, soft_impute
 
 F64 = torch.float64
@@ -171,6 +172,31 @@ def test_hessian_products_equal_autograd():
     h_u, h_v = Hessian(entries, users, items, 0.7, 1.3)((p, q))
     torch.testing.assert_close(h_u, expected_u)
     torch.testing.assert_close(h_v, expected_v)
+
+
+@pytest.mark.parametrize("rank", [3, DUAL_FROM_RANK + 2])
+def test_row_block_inverse_equals_the_inverted_diagonal_blocks(rank):
+    """``RowBlockInverse`` (Gram Cholesky for rows of at least k entries, Woodbury below, ``x/2λ``
+    for an empty row) against each row's block ``2(λI + Σ_j y_j y_jᵀ)`` inverted densely."""
+    rng = np.random.default_rng(2)
+    lam, n_rows, n_cols = 0.3, rank + 4, 3 * rank
+    rows = np.concatenate([np.full(r, r) for r in range(n_rows)])  # row r has r entries
+    cols = np.concatenate([rng.choice(n_cols, size=r, replace=False) for r in range(n_rows)])
+    entries = Entries(
+        torch.as_tensor(rows),
+        torch.as_tensor(cols),
+        torch.ones(len(rows), dtype=F64),
+        (n_rows, n_cols),
+    )
+    other = torch.as_tensor(rng.normal(size=(n_cols, rank)))
+    x = torch.as_tensor(rng.normal(size=(n_rows, rank)))
+    solved = RowBlockInverse(entries, other, lam)(x).numpy()
+    y = other.numpy()
+    for r in range(n_rows):
+        observed = cols[rows == r]
+        block = 2 * (lam * np.eye(rank) + y[observed].T @ y[observed])
+        expected = np.linalg.solve(block, x[r].numpy())
+        np.testing.assert_allclose(solved[r], expected, rtol=1e-10, atol=1e-12)
 
 
 def test_cg_solves_the_hessian_system():
