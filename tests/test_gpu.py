@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from recpoison.attacks import make_attack
-from recpoison.attacks.kkt import Hessian
+from recpoison.attacks.kkt import Hessian, RowBlockInverse
 from recpoison.attacks.meta_gradient import OPTIMIZERS, FunctionalNCF, PairData, meta_gradient
 from recpoison.data import planted
 from recpoison.data.transforms import leave_one_out
@@ -111,6 +111,20 @@ def test_mf_hessian_products_equal_on_the_gpu():
         products[device] = [h.cpu() for h in hessian((p.to(on), q.to(on)))]
     for gpu, cpu in zip(products[GPU], products["cpu"], strict=True):
         torch.testing.assert_close(gpu, cpu)
+
+
+def test_row_block_inverse_equals_on_the_gpu():
+    """Rank 16: the users (8 ratings) and most items take the Woodbury form."""
+    data = planted(50, 30, n_factors=3, ratings_per_user=8, random_state=2)
+    gen = torch.Generator().manual_seed(3)
+    items = torch.randn(30, 16, dtype=torch.float64, generator=gen)
+    x = torch.randn(50, 16, dtype=torch.float64, generator=gen)
+    solved = {}
+    for device in ("cpu", GPU):
+        on = torch.device(device)
+        entries = Entries.from_interactions(data, 3.0, torch.float64, on)
+        solved[device] = RowBlockInverse(entries, items.to(on), 0.7)(x.to(on)).cpu()
+    torch.testing.assert_close(solved[GPU], solved["cpu"])
 
 
 @pytest.mark.parametrize(
