@@ -10,6 +10,7 @@ from recpoison.attacks.kkt import (
     Hessian,
     RowBlockInverse,
     availability_objective,
+    conjugate_gradient,
     implicit_gradient,
     integrity_objective,
     solve_hessian,
@@ -197,6 +198,33 @@ def test_row_block_inverse_equals_the_inverted_diagonal_blocks(rank):
         block = 2 * (lam * np.eye(rank) + y[observed].T @ y[observed])
         expected = np.linalg.solve(block, x[r].numpy())
         np.testing.assert_allclose(solved[r], expected, rtol=1e-10, atol=1e-12)
+
+
+def test_cg_returns_its_progress_when_the_residual_norm_has_not_fallen_below_the_start():
+    """``A = diag(1, 100)``, ``b = (10, 1)``: CG's first step lowers ``φ(z) = ½zᵀAz − bᵀz`` from
+    0 to about −25.5 while the residual norm grows fivefold. Stopped there, CG must return that
+    step (an ascent direction for PGA), not ``z = 0``; a second step solves the system; a
+    negative definite ``A`` is reported as such."""
+    scale = (torch.tensor([1.0], dtype=F64), torch.tensor([100.0], dtype=F64))
+    rhs = (torch.tensor([10.0], dtype=F64), torch.tensor([1.0], dtype=F64))
+
+    def operator(x):
+        return x[0] * scale[0], x[1] * scale[1]
+
+    def identity(x):
+        return x
+
+    z, relative, indefinite = conjugate_gradient(operator, identity, rhs, 1, 1e-12)
+    alpha = 101 / 200  # rᵀr / rᵀAr
+    assert not indefinite
+    assert float(z[0]) == pytest.approx(10 * alpha) and float(z[1]) == pytest.approx(alpha)
+    assert relative == pytest.approx(np.hypot(10 - 10 * alpha, 1 - 100 * alpha) / np.hypot(10, 1))
+    assert relative > 4
+    z, relative, indefinite = conjugate_gradient(operator, identity, rhs, 2, 1e-12)
+    assert float(z[0]) == pytest.approx(10.0) and float(z[1]) == pytest.approx(0.01)
+    assert relative < 1e-12 and not indefinite
+    negative = conjugate_gradient(lambda x: (-x[0], -x[1]), identity, rhs, 5, 1e-12)
+    assert negative.indefinite and float(negative.z[0]) == 0.0
 
 
 def test_cg_solves_the_hessian_system():
