@@ -192,7 +192,7 @@ def conjugate_gradient(
     for dozens of steps while CG converges. Then the iterate of lowest CG objective
     ``φ(z) = ½ zᵀAz − rhsᵀz = −½ (rhsᵀz + rᵀz)`` (what CG decreases at every step when ``A`` is
     positive definite) is returned, not ``z = 0``: that zero gradient stopped PGA at its second
-    step on a 450-user MovieLens subsample at 1 % (2 of 4 seeds).
+    step on a 450-user MovieLens subsample at 1 % (docs/fang2020.md).
     """
     z = (torch.zeros_like(rhs[0]), torch.zeros_like(rhs[1]))
     norm0 = float(_dot(rhs, rhs).sqrt())
