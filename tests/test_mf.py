@@ -67,12 +67,19 @@ def test_rows_shorter_than_the_rank_are_solved_exactly_in_their_dual_form():
             np.testing.assert_allclose(solved[replica, r], expected, rtol=1e-10, atol=1e-12)
 
 
-@pytest.mark.parametrize("table_in_cache", [1 << 40, 0], ids=["sparse-product", "bucketed"])
-def test_row_outer_products_equal_a_loop_over_rows_on_either_path(monkeypatch, table_in_cache):
+@pytest.mark.parametrize(
+    ("table_in_cache", "budget"),
+    [(1 << 40, 1 << 25), (0, 1 << 25), (0, 100)],
+    ids=["sparse-product", "bucketed", "bucketed-in-chunks"],
+)
+def test_row_outer_products_equal_a_loop_over_rows_on_either_path(
+    monkeypatch, table_in_cache, budget
+):
     """Both ways of summing per-row outer products (the sparse product with the table of outer
-    products, and the bucketed matmuls a large table switches to) give each row's
-    ``Σ_j left_j right_jᵀ``: rows of 0 .. 40 entries, unsorted entries, two replicas."""
+    products, and the bucketed matmuls a large table switches to, also a few rows at a time)
+    give each row's ``Σ_j left_j right_jᵀ``: rows of 0 .. 40 entries, unsorted, two replicas."""
     monkeypatch.setattr("recpoison.victims.mf._OUTER_TABLE_IN_CACHE", table_in_cache)
+    monkeypatch.setattr("recpoison.victims.mf._GRAM_BUDGET", budget)
     rng = np.random.default_rng(1)
     n_rows, n_cols, k = 41, 60, 5
     rows = np.concatenate([np.full(r, r) for r in range(n_rows)])

@@ -206,14 +206,18 @@ class Entries:
 
     def _bucketed_outer(self, left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
         """:meth:`row_outer` as ``left_Ωᵢᵀ right_Ωᵢ`` per row, rows of similar length padded
-        with a zero column to a common length and multiplied in one batched matmul."""
+        with a zero column to a common length and multiplied in batched matmuls (at most
+        ``_GRAM_BUDGET`` gathered floats at a time)."""
         pad = left.new_zeros(1, *left.shape[1:]), right.new_zeros(1, *right.shape[1:])
         left, right = torch.cat([left, pad[0]]), torch.cat([right, pad[1]])
         out = left.new_zeros(self.shape[0], *left.shape[1:], right.shape[-1])
         for rows, columns in self._length_buckets:
-            a = left[columns].movedim(1, -2)  # [b, *batch, L, k]
-            b = right[columns].movedim(1, -2)
-            out[rows] = a.mT @ b
+            chunk = max(1, _GRAM_BUDGET // (columns.shape[1] * left[0].numel()))
+            for start in range(0, len(rows), chunk):
+                part = columns[start : start + chunk]
+                a = left[part].movedim(1, -2)  # [b, *batch, L, k]
+                b = right[part].movedim(1, -2)
+                out[rows[start : start + chunk]] = a.mT @ b
         return out
 
     @cached_property
