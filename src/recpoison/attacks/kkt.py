@@ -12,10 +12,10 @@ with ``H`` the Hessian of ``L``. Two ways to get ``z``:
   ``2(λ_U I + Σ_U^(i))`` per user and ``2(λ_V I + Σ_V^(j))`` per item, which gives exactly
   ``∂ũ_i/∂M̃_ij = (λ_U I + Σ_U^(i))⁻¹ v_j`` and ``∂v_j/∂M̃_ij = (λ_V I + Σ_V^(j))⁻¹ ũ_i``.
   It ignores how the users' and items' changes feed back into each other.
-* ``"cg"`` — the exact implicit gradient: ``H z = ∇_θR`` solved by conjugate gradients with
-  Hessian-vector products (``O(|Ω| k²)`` each, never a dense matrix), preconditioned by the
-  same per-row blocks. This is what a finite difference of the
-  retrained model measures.
+* ``"cg"`` — the exact implicit gradient: ``H z = ∇_θR`` solved by conjugate gradients
+  (:func:`conjugate_gradient`) with Hessian-vector products (:class:`Hessian`, ``O(|Ω| k)``
+  each, never a matrix), preconditioned by the same per-row blocks (:class:`RowBlockInverse`).
+  This is what a finite difference of the retrained model measures.
 
 ``H`` is singular along the rotations ``U → UQ, V → VQ`` (the loss is invariant), but every
 utility here depends on ``UVᵀ`` only, so ``∇_θR`` is orthogonal to that null space and CG is fine.
