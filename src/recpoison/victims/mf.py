@@ -188,10 +188,11 @@ class Entries:
           table row from memory per entry.
 
         Measured on the bundled data (one thread, float64, rows of at least k entries as ALS
-        passes them), users' Grams (the items' table): 0.039 against 0.021 s at k = 20, 0.32
-        against 0.060 at k = 50, 0.56 against 0.087 at k = 64; items' Grams at k = 64 (the
-        users' table, 2.7 M floats) 0.067 against 0.028; at k = 12 the sparse product wins
-        (0.009 against 0.028), and over every item (11 entries per row on average) too.
+        passes them), seconds with the sparse product → the bucketed matmuls: users' Grams (the
+        items' table) 0.039 → 0.021 at k = 20, 0.32 → 0.060 at k = 50, 0.56 → 0.087 at k = 64;
+        items' Grams at k = 64 (the users' table, 2.7 M floats) 0.067 → 0.028; at k = 12 the
+        sparse product wins (0.009 → 0.028), and over every item (11 entries per row on
+        average) too.
         """
         table = left.numel() * right.shape[-1]  # n_cols × batch × k²
         if (
