@@ -37,7 +37,7 @@ from typing import Literal, NamedTuple
 
 import torch
 
-from recpoison.victims.mf import Entries, cholesky_solve, row_grams
+from recpoison.victims.mf import Entries, cholesky_solve, dual_grams, row_grams
 
 logger = logging.getLogger(__name__)
 
@@ -135,9 +135,7 @@ class RowBlockInverse:
         self.short = []
         for rows, cols, _ in split.short:
             y = other[cols]  # [b, n, k]
-            gram = y @ y.mT
-            gram.diagonal(dim1=-2, dim2=-1).add_(lam)
-            self.short.append((rows, y, torch.linalg.cholesky(gram)))
+            self.short.append((rows, y, torch.linalg.cholesky(dual_grams(y, lam))))
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         z = x / (2 * self.lam)

@@ -361,15 +361,21 @@ def gram_solve(entries: Entries, by_col: torch.Tensor, lam: float) -> torch.Tens
     return cholesky_solve(rhs[..., None], factor)[..., 0]
 
 
+def dual_grams(y: torch.Tensor, lam: float) -> torch.Tensor:
+    """``λ I_n + Y Yᵀ`` for a batch of ``[..., n, k]`` blocks ``Y``: the dual system of a row
+    with ``n`` entries, the counterpart of :func:`row_grams`'s ``k × k`` one."""
+    gram = y @ y.mT
+    gram.diagonal(dim1=-2, dim2=-1).add_(lam)
+    return gram
+
+
 def _dual_solve(
     cols: torch.Tensor, values: torch.Tensor, by_col: torch.Tensor, lam: float
 ) -> torch.Tensor:
     """``Y_iᵀ (λ I + Y_i Y_iᵀ)⁻¹ m_i`` for rows of one length n: ``cols`` / ``values`` ``[b, n]``,
     ``by_col`` ``[n_cols, R, k]``; returns ``[b, R, k]``."""
     y = by_col[cols].permute(0, 2, 1, 3)  # [b, R, n, k]
-    gram = y @ y.mT
-    gram.diagonal(dim1=-2, dim2=-1).add_(lam)
-    factor, _ = torch.linalg.cholesky_ex(gram)
+    factor, _ = torch.linalg.cholesky_ex(dual_grams(y, lam))
     rhs = values[:, None, :, None].expand(-1, y.shape[1], -1, -1)
     return (y.mT @ cholesky_solve(rhs, factor))[..., 0]
 
