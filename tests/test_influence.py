@@ -66,8 +66,9 @@ def test_cg_influence_is_eq12_with_the_exact_hessian():
     np.testing.assert_allclose(rating_influence(model, target, "cg", tol=1e-12), expected)
 
 
-def test_block_influence_is_eq12_with_the_block_diagonal_hessian():
-    model = _fitted(12, 10, 5, 2, 1.0)
+@pytest.mark.parametrize("rank", [2, 14])  # 14: users' blocks by Woodbury (5 ratings < d)
+def test_block_influence_is_eq12_with_the_block_diagonal_hessian(rank):
+    model = _fitted(12, 10, 5, rank, 1.0)
     for target in (0, 3):
         dense = np.abs(_dense_phi(model, target, True)).sum(1)
         np.testing.assert_allclose(rating_influence(model, target, "block"), dense, atol=1e-10)

@@ -17,7 +17,8 @@ with ``ℓ = (r_kj − x_kᵀy_j)²``, ``∇_{x_k}ℓ = −2e_kj y_j``, ``∇_{y
   use for the attack's own gradient (Eqs. 20-21, ``∂x_u/∂w = 0``) and Li et al.'s Eq. (12).
   ``Φ`` is then nonzero only for ``o = k`` or ``j = t``:
   ``Φ = −e_kj y_tᵀA_k⁻¹y_j [o=k] − e_kt x_oᵀB_t⁻¹x_k [j=t]``, so ``π`` for every user costs one
-  batch of ``d × d`` Cholesky solves and one pass over the ratings: ``O(|E| d + (m + n) d³)``,
+  block solve per user (``d × d``, or its Woodbury form for a user with fewer than ``d``
+  ratings), the target's one item block, and one pass over the ratings: ``O(|E| d + m d³)``,
   linear in the number of users, as the paper's complexity claim needs.
 * ``"cg"``: the exact Hessian, ``H⁻¹ ∇r̂_ot`` for a batch of users ``o`` at once by conjugate
   gradients with Hessian-vector products (``torch.func``), preconditioned by the blocks above.
@@ -37,6 +38,7 @@ from typing import Literal
 import numpy as np
 import torch
 
+from recpoison.attacks.kkt import RowBlockInverse
 from recpoison.errors import ConfigError
 from recpoison.victims.mf import Entries, als, cholesky_solve, initial_items
 
@@ -125,20 +127,24 @@ def user_influence(
 
 
 def _block_rating_influence(model: FittedMF, target: int) -> np.ndarray:
+    """The ``"block"`` method: ``A_k⁻¹ y_t`` for every user as ALS solves its rows
+    (:class:`~recpoison.attacks.kkt.RowBlockInverse`, the inverse of ``2A_k``), and the target's
+    one item block ``B_t`` from its raters alone."""
     e = model.entries
     users, items = model.users, model.items
     residual = model.residuals
-    user_factor, item_factor = _block_factors(model)
     y_t = items[target]
     # a_k = A_k⁻¹ y_t for every user: Φ((k,j),(k,t)) = −e_kj a_kᵀ y_j
-    a = cholesky_solve(y_t.expand(users.shape[0], -1)[..., None], user_factor)[..., 0]
+    a = 2 * RowBlockInverse(e, items, model.lam)(y_t.expand(users.shape[0], -1))
     own = -residual * (a[e.rows] * items[e.cols]).sum(1)
     phi = own.abs()
     on_target = torch.nonzero(e.cols == target).ravel()
     if len(on_target):
         raters = e.rows[on_target]
+        x = users[raters]
+        eye = torch.eye(x.shape[1], dtype=x.dtype, device=x.device)
         # c_k = B_t⁻¹ x_k: Φ((k,t),(o,t)) = −e_kt x_oᵀ c_k for every user o
-        c = torch.cholesky_solve(users[raters].T, item_factor[target])  # [d, raters]
+        c = torch.cholesky_solve(x.T, torch.linalg.cholesky(model.lam * eye + x.T @ x))
         others = -residual[on_target] * (users @ c)  # [users, raters]
         others[raters, torch.arange(len(raters))] += own[on_target]  # o = k: both terms
         phi[on_target] = others.abs().sum(0)
