@@ -73,6 +73,8 @@ def parse_args() -> argparse.Namespace:
     args = parser.parse_args()
     if args.quick:
         args.replicas, args.measure_epochs, args.sequential_replicas = 4, 1, 1
+    if min(args.replicas, args.measure_epochs, args.sequential_replicas) < 1:
+        parser.error("--replicas, --measure-epochs and --sequential-replicas must be >= 1")
     args.sequential_replicas = min(args.sequential_replicas, args.replicas)
     return args
 

@@ -1,5 +1,6 @@
 """Shared fixtures: tiny planted datasets (Interactions is immutable, so session scope is safe)."""
 
+import os
 import sys
 
 import numpy as np
@@ -11,6 +12,10 @@ from recpoison.data import Interactions, planted
 from recpoison.data.transforms import item_popularity
 from recpoison.metrics import target_hit_ratio
 from recpoison.victims.neural import NeuMF
+
+# Commands the tests start (in this process or as subprocesses) train on one thread, whatever
+# the load average says (recpoison.cli.threads), as this process does (``one_torch_thread``).
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
 @pytest.fixture(scope="session")

@@ -8,6 +8,7 @@ import sys
 import pytest
 import torch
 
+from recpoison.cli import threads
 from recpoison.data import FORMATS
 
 # The declared entry point (pyproject: recpoison = "recpoison.cli:main"), run as a real process.
@@ -120,3 +121,30 @@ def test_threads_option_sets_torch_threads(cli, monkeypatch):
         torch.set_num_threads(1)
     code, _, err = cli("--threads", "0", "datasets", "list")
     assert code == 2 and "--threads" in err
+
+
+@pytest.mark.parametrize(("load", "expected"), [(0.2, 2), (0.6, 1), (1.2, 1), (7.0, 1)])
+def test_without_threads_the_cli_trains_on_the_cores_the_load_leaves_idle(
+    cli, monkeypatch, load, expected
+):
+    """2 cores, torch's default 2 threads: a load of 1 (another job) leaves one thread."""
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    monkeypatch.delenv("OMP_NUM_THREADS")  # restored to "1" after the test
+    monkeypatch.setattr(threads, "available_cores", lambda: 2)
+    monkeypatch.setattr(os, "getloadavg", lambda: (load, load, load))
+    torch.set_num_threads(2)
+    try:
+        code, out, err = cli("datasets", "list")
+        assert code == 0 and "ml-latest-small" in out and err == ""  # no note off a terminal
+        assert torch.get_num_threads() == expected
+        assert os.environ.get("OMP_NUM_THREADS") == (None if expected == 2 else str(expected))
+        monkeypatch.setenv("OMP_NUM_THREADS", "2")  # the environment's choice is kept
+        monkeypatch.setattr(os, "getloadavg", lambda: (7.0, 7.0, 7.0))
+        assert cli("datasets", "list")[0] == 0 and torch.get_num_threads() == expected
+    finally:
+        torch.set_num_threads(1)
+
+
+def test_idle_cores_leave_at_least_one_thread():
+    assert [threads.idle_cores(2, load) for load in (0.0, 0.4, 0.5, 1.2, 9.0)] == [2, 2, 2, 1, 1]
+    assert threads.idle_cores(8, 2.6) == 5

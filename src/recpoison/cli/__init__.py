@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import sys
 
 import typer
 
 from recpoison import __version__
 from recpoison.cli.app import app
+from recpoison.cli.threads import choose_threads
 from recpoison.errors import RecpoisonError
 
 
@@ -27,16 +27,13 @@ def _root(
         None,
         "--threads",
         min=1,
-        help="CPU threads for model training (default: torch's choice, one per core). "
-        "On a machine other jobs share, 1 is often several times faster.",
+        help="CPU threads for model training (default: OMP_NUM_THREADS if set, else one per "
+        "core that the load average shows idle). On a machine other jobs share, 1 is often "
+        "many times faster.",
     ),
 ) -> None:
     """Data-poisoning attacks on recommender systems, and defenses against them."""
-    if threads is not None:
-        os.environ["OMP_NUM_THREADS"] = str(threads)  # for worker processes started later
-        import torch  # only here: commands that do not train start without it
-
-        torch.set_num_threads(threads)
+    choose_threads(threads)
 
 
 # Command modules register themselves on `app` when imported (one line each, explicit).
