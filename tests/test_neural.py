@@ -12,7 +12,7 @@ from recpoison.data import FakeProfiles, Interactions, planted
 from recpoison.data.transforms import item_popularity, leave_one_out
 from recpoison.errors import ConfigError, DeviceError
 from recpoison.metrics import leave_one_out_hr_ndcg
-from recpoison.victims import make_victim
+from recpoison.victims import make_victim, neural
 from recpoison.victims.base import Recommender, replica_seeds
 from recpoison.victims.ncf_backward import bce_step
 from recpoison.victims.neural import GMF, MLP, NeuMF
@@ -290,8 +290,12 @@ def test_scores_agree_across_entry_points(small):
 def test_score_replicas_is_chunked_consistently(small, monkeypatch):
     model = MLP(**FAST, n_replicas=2, random_state=0).fit(small)
     whole = all_scores(model)
-    monkeypatch.setattr("recpoison.victims.neural.SCORE_CHUNK_ELEMENTS", 1)  # one user a chunk
+    chunks = []
+    full_logits = model.module_.full_logits
+    monkeypatch.setattr(model.module_, "full_logits", lambda u: chunks.append(u) or full_logits(u))
+    monkeypatch.setitem(neural.SCORE_CHUNK_ELEMENTS, "cpu", 1)  # one user a chunk
     assert torch.allclose(all_scores(model), whole, atol=1e-6)
+    assert len(chunks) == small.n_users
 
 
 def fake_profiles(data: Interactions, n_fake: int, target: int) -> FakeProfiles:

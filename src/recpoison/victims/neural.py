@@ -62,8 +62,11 @@ logger = logging.getLogger(__name__)
 #: (:mod:`recpoison.victims.lazy_adam`).
 OPTIMIZERS = ("adam", "lazy-adam")
 
-#: Largest per-chunk intermediate (elements) when scoring every item for many users.
-SCORE_CHUNK_ELEMENTS = 2**25
+#: Largest per-chunk intermediate (elements) when scoring every item for many users, per device
+#: type. On a CPU a chunk stays under glibc's 32 MiB ceiling for heap allocations, so each chunk
+#: reuses the memory the last one freed; larger intermediates are mapped afresh and page-faulted
+#: on every chunk (2^25: 2.9x slower for a 3-replica NeuMF; benchmarks/README.md, "Scoring").
+SCORE_CHUNK_ELEMENTS = {"cpu": 2**22, "cuda": 2**25}
 
 ProgressCallback = Callable[[int, int], None]
 
@@ -309,14 +312,16 @@ class NCFRecommender(Recommender):
         """Logits (log-odds of ŷ) ``[R, len(users), n_items]`` on the model's device, no grad.
 
         Logits rank exactly like ŷ = sigmoid(logit) but do not saturate to ties in float32.
-        Users are scored in chunks so that intermediates stay below ``SCORE_CHUNK_ELEMENTS``.
+        Users are scored in chunks so that intermediates stay below ``SCORE_CHUNK_ELEMENTS``
+        of the device's type.
         """
         self._check_fitted()
         index = self._user_index(users)
         module = self.module_
         out = torch.empty(self.n_replicas, len(index), module.n_items, device=self.device_)
         per_user = self.n_replicas * module.n_items * module.pair_width()
-        chunk = max(1, SCORE_CHUNK_ELEMENTS // per_user)
+        budget = SCORE_CHUNK_ELEMENTS.get(self.device_.type, SCORE_CHUNK_ELEMENTS["cuda"])
+        chunk = max(1, budget // per_user)
         module.eval()
         with torch.no_grad():
             for start in range(0, len(index), chunk):
