@@ -131,7 +131,7 @@ class StackedTargets:
         normal = np.flatnonzero(self.eligible.any(axis=(0, 2)))
         for start in range(0, len(normal), batch_users):
             users = normal[start : start + batch_users]
-            logits = model.scores_with_grad(users, logits=True)
+            logits = model.score_replicas(users)  # chunked: no autograd graph to keep here
             seen = seen_mask(self.view.matrix, users, self.device)
             gaps = rank_gaps(logits, seen, self.targets_t, self.top_k)
             eligible = torch.as_tensor(self.eligible[:, users], device=self.device)
