@@ -89,6 +89,26 @@ def test_run_then_report_then_rerun(cli, spec_file, tmp_path):
     assert code == 2 and "no run with id 5; its runs: 1, 2" in err
 
 
+def test_dry_run_lists_the_cells_to_compute_and_writes_nothing(cli, spec_file, tmp_path):
+    store = tmp_path / "plan.db"
+    small = ["--set", "retrains=1", "--set", "targets.count=1", "--set", "victims.params.epochs=1"]
+    code, out, err = cli("run", spec_file, "--store", store, "--dry-run", *small)
+    assert code == 0, err
+    # the clean victim's quality, none, and random at two sizes
+    assert out.count("to compute  ") == 4 and "stored  " not in out
+    assert "4 cells, 4 to compute, 0 already in" in out and not store.exists()
+    assert (
+        cli("run", spec_file, "--store", store, "--quiet", *small, "--set", "sizes=[0.1]")[0] == 0
+    )
+    before = store.read_bytes()
+    code, out, _ = cli("run", spec_file, "--store", store, "--dry-run", *small)
+    assert code == 0 and "4 cells, 1 to compute, 3 already in" in out
+    assert "to compute  " in out and "random 5.00%" in out.split("stored")[0]
+    assert out.count("stored      ") == 3 and store.read_bytes() == before
+    code, _, err = cli("run", spec_file, "--store", store, "--dry-run", "--set", "sizes=[2]")
+    assert code == 2 and err.count("\n") == 1
+
+
 def test_presets_list_and_show(cli):
     code, out, _ = cli("presets", "list")
     assert code == 0

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from recpoison.cli.app import app
 from recpoison.errors import ConfigError
+
+if TYPE_CHECKING:
+    from recpoison.experiment import Plan
 
 STORE = Path("results.db")
 
@@ -82,9 +85,23 @@ def run(
         ),
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run",
+            help="Check the spec, datasets and targets and list the cells the run would "
+            "compute and those the store already holds; compute and write nothing.",
+        ),
+    ] = False,
 ) -> None:
     """Run an experiment (skipping cells already in the store) and print its table."""
-    from recpoison.experiment import build_report, quality_report, run_experiment, to_markdown
+    from recpoison.experiment import (
+        build_report,
+        plan_experiment,
+        quality_report,
+        run_experiment,
+        to_markdown,
+    )
     from recpoison.experiment.report import run_title
     from recpoison.experiment.spec import apply_overrides, parse_spec
 
@@ -94,6 +111,9 @@ def run(
     if dataset is not None:
         raw = replace_datasets(raw, dataset, fmt)
     spec = parse_spec(apply_overrides(raw, overrides or []))
+    if dry_run:
+        _print_plan(plan_experiment(spec, store), store)
+        return
     summary = run_experiment(
         spec,
         store,
@@ -112,6 +132,20 @@ def run(
     typer.echo(
         f"wall time {summary.seconds:.1f} s: {summary.n_computed} cells computed, "
         f"{summary.n_skipped} already in {store} (run {summary.run_id})"
+    )
+
+
+def _print_plan(plan: Plan, store: Path) -> None:
+    """The cells to compute, one per line, then those already stored, then the counts."""
+    pending = plan.pending
+    for cell in pending:
+        typer.echo(f"to compute  {cell.describe()}")
+    for cell in plan.cells:
+        if cell.key in plan.stored:
+            typer.echo(f"stored      {cell.describe()}")
+    typer.echo(
+        f"{plan.name}: {len(plan.cells)} cells, {len(pending)} to compute, "
+        f"{len(plan.cells) - len(pending)} already in {store} (dry run: nothing computed)"
     )
 
 

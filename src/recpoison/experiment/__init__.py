@@ -10,13 +10,14 @@ from recpoison.experiment.cells import execute_cell
 from recpoison.experiment.expansion import Cell, CellOutcome, expand_cells
 from recpoison.experiment.plots import write_plots
 from recpoison.experiment.report import build_report, quality_report, to_markdown, write_report
-from recpoison.experiment.runner import RunSummary, run_experiment
+from recpoison.experiment.runner import Plan, RunSummary, plan_experiment, run_experiment
 from recpoison.experiment.spec import Spec, load_spec, parse_spec
 from recpoison.experiment.store import Store
 
 __all__ = [
     "Cell",
     "CellOutcome",
+    "Plan",
     "RunSummary",
     "Spec",
     "Store",
@@ -25,6 +26,7 @@ __all__ = [
     "expand_cells",
     "load_spec",
     "parse_spec",
+    "plan_experiment",
     "quality_report",
     "run_experiment",
     "to_markdown",

@@ -45,6 +45,34 @@ class RunSummary:
     seconds: float
 
 
+@dataclass(frozen=True)
+class Plan:
+    """What a run of ``spec`` on a store would do: every cell, and the keys of those the store
+    already holds (they would be skipped)."""
+
+    name: str
+    cells: list[Cell]
+    stored: frozenset[str]
+
+    @property
+    def pending(self) -> list[Cell]:
+        return [cell for cell in self.cells if cell.key not in self.stored]
+
+
+def plan_experiment(spec: Spec | Mapping[str, Any], store_path: str | Path) -> Plan:
+    """The cells of ``spec`` and which of them the store at ``store_path`` already holds,
+    checked as a run checks them (datasets, pairings, target sets) but with nothing computed
+    and no run recorded; a store that does not exist is not created."""
+    spec = spec if isinstance(spec, Spec) else parse_spec(spec)
+    cells = expand_cells(spec)
+    _preflight(spec, cells)
+    stored: set[str] = set()
+    if Path(store_path).exists():
+        with Store.open(store_path, create=False) as store:
+            stored = store.done_keys() & {cell.key for cell in cells}
+    return Plan(spec.name, cells, frozenset(stored))
+
+
 def run_experiment(
     spec: Spec | Mapping[str, Any],
     store_path: str | Path,
