@@ -64,8 +64,7 @@ def plan_experiment(spec: Spec | Mapping[str, Any], store_path: str | Path) -> P
     checked as a run checks them (datasets, pairings, target sets) but with nothing computed
     and no run recorded; a store that does not exist is not created."""
     spec = spec if isinstance(spec, Spec) else parse_spec(spec)
-    cells = expand_cells(spec)
-    _preflight(spec, cells)
+    cells = _checked_cells(spec)
     stored: set[str] = set()
     if Path(store_path).exists():
         with Store.open(store_path, create=False) as store:
@@ -92,13 +91,11 @@ def run_experiment(
     start = time.perf_counter()
     spec = spec if isinstance(spec, Spec) else parse_spec(spec)
     execute = get_backend(backend, address, cpus_per_task)
-    cells = expand_cells(spec)
-    _preflight(spec, cells)
+    cells = _checked_cells(spec)
     device = execute.prepare(device or spec.device)
     with Store.open(store_path) as store:
         run_id = store.start_run(spec.name, spec.to_json(), cells)
-        done = store.done_keys()
-        pending = [cell for cell in cells if cell.key not in done]
+        pending = Plan(spec.name, cells, frozenset(store.done_keys())).pending
         logger.info(
             "run %d of %s: %d cells, %d already done",
             run_id,
@@ -158,8 +155,10 @@ def _not_done(cells: list[Cell], store: Store, report: _Reporter) -> Iterator[Ce
         yield cell
 
 
-def _preflight(spec: Spec, cells: list[Cell]) -> None:
-    """Load every dataset once and check pairings and target sets before any training."""
+def _checked_cells(spec: Spec) -> list[Cell]:
+    """The cells of ``spec``, after loading every dataset once and checking pairings and
+    target sets (before any training: a run and a dry run check the same)."""
+    cells = expand_cells(spec)
     datasets = [prepared_dataset(d.model_dump(mode="json"), spec.seed) for d in spec.datasets]
     check_data_pairings(spec, datasets)
     checked: set[str] = set()
@@ -171,6 +170,7 @@ def _preflight(spec: Spec, cells: list[Cell]) -> None:
         if marker not in checked:
             checked.add(marker)
             resolve_targets(prepared_dataset(config["dataset"], spec.seed), config)
+    return cells
 
 
 class _Reporter:
