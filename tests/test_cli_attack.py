@@ -150,8 +150,9 @@ def test_random_targets_follow_the_seed(cli, ratings_csv, tmp_path):
     ("args", "message"),
     [
         (["--targets", "1003,99999"], "'99999' is not in"),
-        (["--size", "0"], "--size must be a positive"),
-        (["--size", "-0.5"], "--size must be a positive"),
+        (["--size", "0"], "--size is a fraction of the real users in (0, 1]"),
+        (["--size", "-0.5"], "got -0.5"),
+        (["--size", "5"], "(0.05 for 5 %), got 5"),
         (["--attack", "randon"], "did you mean 'random'"),
         (["--targets", "random:x"], "positive integer"),
         (["--targets", "unpopular:500"], "unpopular items"),

@@ -42,6 +42,7 @@ def test_cli_edge_attack_errors_are_one_line(cli, planted_csv, tmp_path):
         ("--attack", "meta"),  # neither --budget nor --size
         ("--attack", "meta", "--budget", 3, "--surrogate", "als-mf"),
         ("--attack", "random", "--size", 0.1),  # a profile attack needs --targets
+        ("--attack", "meta", "--size", 2),  # a fraction above 1
     ):
         code, _, stderr = cli("attack", source, *args, "--out", out)
         assert code == 2 and stderr.count("\n") == 1, stderr

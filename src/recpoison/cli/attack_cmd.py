@@ -137,8 +137,9 @@ def attack(
             columns,
         )
         return
-    if size is None or not size > 0:
-        raise ConfigError(f"--size must be a positive fraction of the real users, got {size}")
+    if size is None:
+        raise ConfigError(f"attack {attack_name!r} needs --size (a fraction of the real users)")
+    check_fraction(size, "the real users")
     if targets is None:
         raise ConfigError(f"attack {attack_name!r} needs --targets")
     params = attack_params(cls, {"n_fillers": fillers, **parse_params(param or [])})
@@ -181,7 +182,7 @@ def attack(
     console = Console()
     console.print(
         f"[bold]{escape(attack_name)}[/] attack on {escape(data.name)}: {n_fake} fake "
-        f"users ({size:g} of {data.n_real} real users), {fillers} fillers each"
+        f"users ({size * 100:g} % of {data.n_real} real users), {fillers} fillers each"
     )
     console.print(f"targets (original ids): {escape(', '.join(map(str, summary['targets'])))}")
     if "surrogate_hr" in summary:
@@ -223,8 +224,8 @@ def edge_attack(
     started = time.perf_counter()
     if (size is None) == (budget is None):
         raise ConfigError(f"{cls.name} needs either --budget N (flips) or --size FRACTION")
-    if size is not None and not size > 0:
-        raise ConfigError(f"--size must be a positive fraction, got {size}")
+    if size is not None:
+        check_fraction(size, "the real users' interactions")
     params = attack_params(cls, parse_params(param or []))
     resolve_device(device)
     data = load_dataset(
@@ -258,6 +259,14 @@ def edge_attack(
         f"({data.n_ratings} interactions); wrote {escape(str(path))} in "
         f"{summary['seconds']:.1f} s"
     )
+
+
+def check_fraction(size: float, of_what: str) -> None:
+    """Refuse a --size outside (0, 1], the runner's rule for ``sizes`` (5 means 500 %, not 5 %)."""
+    if not 0 < size <= 1:
+        raise ConfigError(
+            f"--size is a fraction of {of_what} in (0, 1] (0.05 for 5 %), got {size:g}"
+        )
 
 
 def attack_params(cls: type, params: dict[str, Any]) -> dict[str, Any]:
