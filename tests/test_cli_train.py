@@ -46,3 +46,8 @@ def test_cuda_without_gpu_is_a_one_line_error(cli):
 def test_unknown_victim_is_a_one_line_error(cli):
     code, _, err = cli("train", "ml-latest-small", "--victim", "neumff")
     assert code == 2 and "did you mean 'neumf'" in err
+
+
+def test_an_error_raised_while_training_is_one_line_with_no_bar_residue(cli):
+    code, out, err = cli("train", "ml-latest-small", "--victim", "neumf", "--replicas", "0")
+    assert code == 2 and out == "" and err == "error: n_replicas must be >= 1, got 0\n"

@@ -67,7 +67,8 @@ def train(
     train_data, test_items = leave_one_out(data, random_state=seed)
     started = time.perf_counter()
     console = Console(stderr=True, quiet=as_json)
-    with Progress(console=console, transient=True) as bar:
+    # a bar only on a terminal: piped or logged, rich would leave a blank line on stderr
+    with Progress(console=console, transient=True, disable=not console.is_terminal) as bar:
         task = bar.add_task(f"training {victim} x{replicas}", total=None)
         fit_kwargs: dict[str, Any] = {}
         fit_params = inspect.signature(model.fit).parameters
