@@ -7,6 +7,7 @@ import torch
 from recpoison.data import binarize
 from recpoison.errors import ConfigError
 from recpoison.victims import make_victim
+from recpoison.victims.random_walk import BipartiteWalk, restart_vectors, solve_fixed_point
 
 
 def dense_stationary(data, users, alpha):
@@ -31,6 +32,25 @@ def test_scores_are_the_stationary_distribution(tiny_explicit, alpha):
     expected = dense_stationary(tiny_explicit, users, alpha)
     np.testing.assert_allclose(scores, expected[tiny_explicit.n_users :].T, atol=1e-10)
     np.testing.assert_allclose(expected.sum(0), 1.0)  # the dense reference is a distribution
+
+
+def test_a_sweep_contracts_the_error_by_the_square_of_the_decay(tiny_explicit):
+    """Block Gauss-Seidel: the item half's L1 error shrinks by (1 − α)² per sweep (exactly the
+    bound, T being column-stochastic), where the power iteration (tol = 0) only reaches (1 − α)
+    per iteration of the same cost."""
+    alpha, users = 0.3, np.array([0, 5, 17])
+    walk = BipartiteWalk.from_interactions(tiny_explicit, torch.float64, torch.device("cpu"))
+    exact = dense_stationary(tiny_explicit, users, alpha)[tiny_explicit.n_users :]
+    source = restart_vectors(walk.n_nodes, users, alpha, walk.user_degree)
+
+    def item_errors(tol):
+        solves = [solve_fixed_point(walk.forward, source, 1 - alpha, tol, k) for k in range(1, 9)]
+        return np.array([np.abs(x[walk.n_users :].numpy() - exact).sum(0).max() for x, _ in solves])
+
+    sweeps, power = item_errors(1e-300), item_errors(0.0)
+    assert np.all(sweeps[1:] <= (1 - alpha) ** 2 * sweeps[:-1] * (1 + 1e-9))
+    assert sweeps[-1] < 0.1 * power[-1]  # after 8 of each: about 0.7⁸ = 0.06 of it
+    assert np.any(power[1:] > (1 - alpha) ** 2 * power[:-1])
 
 
 def test_ratings_weight_the_transitions(tiny_explicit):

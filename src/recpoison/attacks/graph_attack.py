@@ -71,6 +71,7 @@ from recpoison.victims.mf import torch_dtype
 from recpoison.victims.random_walk import (
     DEFAULT_ALPHA,
     BipartiteWalk,
+    HalfSteps,
     check_walk_params,
     restart_vectors,
     safe_degree,
@@ -102,29 +103,42 @@ class FakeUserGraph:
         n = self.walk.n_users
         return x[:n], x[n : n + 1], x[n + 1 :]
 
-    def _degrees(self, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        user = safe_degree(self.walk.user_degree)
-        return user, safe_degree(self.walk.item_degree + w), w.sum().clamp_min(1e-30)
+    def _degrees(self, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The items' degrees ``d_i + w_i`` and v's degree ``Σ w``."""
+        return safe_degree(self.walk.item_degree + w), w.sum().clamp_min(1e-30)
 
-    def step(self, p: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-        """``T(w) p`` (see :class:`~recpoison.victims.random_walk.BipartiteWalk.step`)."""
-        p_users, p_fake, p_items = self._split(p)
-        d_users, d_items, d_fake = self._degrees(w)
-        scaled = p_items / d_items[:, None]
-        to_users = self.walk.entries.matrix_mm(scaled)
-        to_fake = w[None] @ scaled
-        to_items = self.walk.transposed.matrix_mm(p_users / d_users[:, None])
-        to_items = to_items + w[:, None] * (p_fake / d_fake)
-        return torch.cat([to_users, to_fake, to_items])
+    def forward(self, w: torch.Tensor) -> HalfSteps:
+        """``T(w)`` (see :attr:`~recpoison.victims.random_walk.BipartiteWalk.forward`); v is the
+        last user node."""
+        walk, n = self.walk, self.walk.n_users
+        d_items, d_fake = self._degrees(w)
+        inverse_items = 1.0 / d_items[:, None]
 
-    def step_transposed(self, lam: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-        """``T(w)ᵀ λ``."""
-        lam_users, lam_fake, lam_items = self._split(lam)
-        d_users, d_items, d_fake = self._degrees(w)
-        at_users = self.walk.entries.matrix_mm(lam_items) / d_users[:, None]
-        at_fake = (w[None] @ lam_items) / d_fake
-        at_items = self.walk.transposed.matrix_mm(lam_users) + w[:, None] * lam_fake
-        return torch.cat([at_users, at_fake, at_items / d_items[:, None]])
+        def to_users(p_items: torch.Tensor) -> torch.Tensor:
+            scaled = p_items * inverse_items
+            return torch.cat([walk.entries.matrix_mm(scaled), w[None] @ scaled])
+
+        def to_items(p_users: torch.Tensor) -> torch.Tensor:
+            moved = walk.transposed.matrix_mm(p_users[:n] * walk.inverse_user_degree)
+            return moved.addmm_(w[:, None], p_users[n:] / d_fake)
+
+        return HalfSteps(self.n_users, to_users, to_items)
+
+    def adjoint(self, w: torch.Tensor) -> HalfSteps:
+        """``T(w)ᵀ``."""
+        walk, n = self.walk, self.walk.n_users
+        d_items, d_fake = self._degrees(w)
+        inverse_items = 1.0 / d_items[:, None]
+
+        def to_users(lam_items: torch.Tensor) -> torch.Tensor:
+            at_users = walk.entries.matrix_mm(lam_items) * walk.inverse_user_degree
+            return torch.cat([at_users, (w[None] @ lam_items) / d_fake])
+
+        def to_items(lam_users: torch.Tensor) -> torch.Tensor:
+            gathered = walk.transposed.matrix_mm(lam_users[:n]).addmm_(w[:, None], lam_users[n:])
+            return gathered.mul_(inverse_items)
+
+        return HalfSteps(self.n_users, to_users, to_items)
 
     def weight_vjp(self, lam: torch.Tensor, p: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         """``∂/∂w [Σ_b λ_bᵀ T(w) p_b]`` at fixed ``λ, p`` ``[nodes, B]``, in closed form.
@@ -136,7 +150,7 @@ class FakeUserGraph:
         """
         lam_users, lam_fake, lam_items = self._split(lam)
         _, p_fake, p_items = self._split(p)
-        _, d_items, d_fake = self._degrees(w)
+        d_items, d_fake = self._degrees(w)
         a = (self.walk.transposed.matrix_mm(lam_users) * p_items).sum(1)
         c = (lam_fake * p_items).sum(1)
         e = (lam_items * p_fake).sum(1)
@@ -189,7 +203,7 @@ class Objective:
             p = self.stationary(self.users[block], w, p_start)
             loss, dp = self.ranking_loss(p, self.users[block], self.eligible[:, block])
             lam, _ = solve_fixed_point(
-                lambda x: self.graph.step_transposed(x, w),
+                self.graph.adjoint(w),
                 dp,
                 decay,
                 self.tol,
@@ -208,7 +222,7 @@ class Objective:
         """``p_u`` of ``users`` on the graph with v's weights ``w``, ``[nodes, B]``."""
         source = restart_vectors(self.graph.n_nodes, users, self.alpha, w)
         p, _ = solve_fixed_point(
-            lambda x: self.graph.step(x, w),
+            self.graph.forward(w),
             source,
             1.0 - self.alpha,
             self.tol,

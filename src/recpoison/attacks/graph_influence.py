@@ -53,9 +53,9 @@ def user_influence(
     row_source[walk.n_users + torch.as_tensor(targets, device=device), 0] = 1.0
     walk_source = torch.zeros((walk.n_nodes, 1), dtype=dtype, device=device)
     walk_source[: walk.n_users, 0] = alpha * torch.as_tensor(normal, dtype=dtype, device=device)
-    m_row, _ = solve_fixed_point(walk.step_transposed, row_source, decay, tol, max_iter)
+    m_row, _ = solve_fixed_point(walk.adjoint, row_source, decay, tol, max_iter)
     visits, _ = solve_fixed_point(  # the stationary p_u themselves are never truncated
-        walk.step, walk_source, decay, INFLUENCE_TOL, INFLUENCE_MAX_ITER
+        walk.forward, walk_source, decay, INFLUENCE_TOL, INFLUENCE_MAX_ITER
     )
     edge_sums = walk.entries.pattern_mm(visits[walk.n_users :])  # Σ_{j∈Ω_k} s_j
     influence = decay * m_row[: walk.n_users, 0] * edge_sums[:, 0]

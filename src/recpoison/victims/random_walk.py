@@ -14,8 +14,13 @@ propagated by its transpose, so Eq. (22) is read as ``p_u = (1 − α) Qᵀ p_u 
     ``T p = [R (p_I / d_I) ; Rᵀ (p_U / d_U)]``  and  ``Tᵀ λ = [(R λ_I) / d_U ; (Rᵀ λ_U) / d_I]``,
 
 two sparse products with ``R`` per step, so memory is O(nnz + batch x nodes). The fixed point is
-found by power iteration from ``α e_u`` (a contraction of factor ``1 − α``), for a batch of
-users at once, on the GPU when there is one (torch sparse) and with scipy on the CPU.
+found for a batch of users at once, on the GPU when there is one (torch sparse) and with scipy on
+the CPU, by block Gauss-Seidel sweeps (:func:`solve_fixed_point`): ``T`` only links users to
+items, so the plain power iteration from ``α e_u`` advances two independent chains (its user half
+at step k reads only the item half of step k − 1, which read the user half of step k − 2), and
+updating the items from the users and then the users from those new items contracts the error by
+``(1 − α)²`` for the same two sparse products that give the power iteration ``1 − α``: half the
+products for the same tolerance.
 
 The walk is deterministic: every replica is the same model. ``fit`` accepts any ``n_replicas``
 (the runner asks for one per retrain) and ``score_replicas`` solves each walk once and returns
@@ -27,6 +32,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Self
 
 import numpy as np
@@ -45,6 +51,24 @@ logger = logging.getLogger(__name__)
 DEFAULT_ALPHA = 0.3
 
 
+@dataclass(frozen=True)
+class HalfSteps:
+    """A bipartite operator ``T = [[0, A], [B, 0]]`` on ``[users; items]`` vectors, by its blocks.
+
+    ``to_users(x_items) = A x_items`` and ``to_items(x_users) = B x_users``, both ``[·, B]``
+    (one column per walk); the first ``n_users`` nodes are the users.
+    """
+
+    n_users: int
+    to_users: Callable[[torch.Tensor], torch.Tensor]
+    to_items: Callable[[torch.Tensor], torch.Tensor]
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        """``T x`` for ``x`` ``[nodes, B]``."""
+        users, items = x[: self.n_users], x[self.n_users :]
+        return torch.cat([self.to_users(items), self.to_items(users)])
+
+
 class BipartiteWalk:
     """The transition operator ``T`` of a weighted user-item bipartite graph, applied in batches.
 
@@ -60,6 +84,8 @@ class BipartiteWalk:
         values = entries.values
         self.user_degree = values.new_zeros(self.n_users).index_add_(0, entries.rows, values)
         self.item_degree = values.new_zeros(self.n_items).index_add_(0, entries.cols, values)
+        self.inverse_user_degree = 1.0 / safe_degree(self.user_degree)[:, None]
+        self.inverse_item_degree = 1.0 / safe_degree(self.item_degree)[:, None]
 
     @classmethod
     def from_interactions(
@@ -72,19 +98,23 @@ class BipartiteWalk:
     def n_nodes(self) -> int:
         return self.n_users + self.n_items
 
-    def step(self, p: torch.Tensor) -> torch.Tensor:
-        """``T p``: where the mass ``p`` ``[nodes, B]`` goes in one step of the walk."""
-        p_users, p_items = p[: self.n_users], p[self.n_users :]
-        to_users = self.entries.matrix_mm(p_items / safe_degree(self.item_degree)[:, None])
-        to_items = self.transposed.matrix_mm(p_users / safe_degree(self.user_degree)[:, None])
-        return torch.cat([to_users, to_items])
+    @property
+    def forward(self) -> HalfSteps:
+        """``T``: where the mass ``p`` goes in one step of the walk."""
+        return HalfSteps(
+            self.n_users,
+            lambda p_items: self.entries.matrix_mm(p_items * self.inverse_item_degree),
+            lambda p_users: self.transposed.matrix_mm(p_users * self.inverse_user_degree),
+        )
 
-    def step_transposed(self, lam: torch.Tensor) -> torch.Tensor:
-        """``Tᵀ λ``: the adjoint of :meth:`step` (each node averages its neighbours' values)."""
-        lam_users, lam_items = lam[: self.n_users], lam[self.n_users :]
-        at_users = self.entries.matrix_mm(lam_items) / safe_degree(self.user_degree)[:, None]
-        at_items = self.transposed.matrix_mm(lam_users) / safe_degree(self.item_degree)[:, None]
-        return torch.cat([at_users, at_items])
+    @property
+    def adjoint(self) -> HalfSteps:
+        """``Tᵀ``: each node averages its neighbours' values."""
+        return HalfSteps(
+            self.n_users,
+            lambda lam_items: self.entries.matrix_mm(lam_items) * self.inverse_user_degree,
+            lambda lam_users: self.transposed.matrix_mm(lam_users) * self.inverse_item_degree,
+        )
 
 
 def safe_degree(degree: torch.Tensor) -> torch.Tensor:
@@ -93,28 +123,45 @@ def safe_degree(degree: torch.Tensor) -> torch.Tensor:
 
 
 def solve_fixed_point(
-    step: Callable[[torch.Tensor], torch.Tensor],
+    operator: HalfSteps,
     source: torch.Tensor,
     decay: float,
     tol: float,
     max_iter: int,
     start: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, int]:
-    """``x = source + decay · step(x)`` by fixed-point (power / Neumann series) iteration.
+    """``x = source + decay · T x`` for the bipartite ``T`` of ``operator``, ``[nodes, B]``.
 
-    Starting from ``source`` (or ``start``), ``k`` iterations equal the Taylor series of
-    ``(I − decay·step)⁻¹ source`` truncated after ``k`` terms (Fang et al. 2020, after Eq. 29).
-    Stops when the largest per-column L1 change is below ``tol`` times that column's L1 mass, or
-    after ``max_iter`` iterations (``tol=0``: exactly ``max_iter``). Returns ``(x, iterations)``.
+    ``tol > 0``: block Gauss-Seidel sweeps from ``source`` (or ``start``, never modified), the
+    item block from the users, then the user block from those items (the module docstring:
+    error ``× decay²`` per sweep, the cost of one power iteration). Stops when the largest
+    per-column L1 change of a sweep is below ``tol`` times that column's L1 source mass, or after
+    ``max_iter`` sweeps; as the error after a sweep is at most ``decay² / (1 − decay²)`` times its
+    change (against ``decay / (1 − decay)`` for a power iteration), the same ``tol`` leaves a
+    smaller error than the power iteration did.
+
+    ``tol = 0``: exactly ``max_iter`` power iterations from ``source``, which equal the Taylor
+    series of ``(I − decay·T)⁻¹ source`` truncated after ``max_iter`` terms (Fang et al. 2020,
+    after Eq. 29).
+
+    Returns ``(x, sweeps or iterations)``.
     """
-    x = source.clone() if start is None else start
+    if tol == 0:
+        x = source.clone() if start is None else start.clone()
+        for _ in range(max_iter):
+            x = source + decay * operator(x)
+        return x, max_iter
+    n = operator.n_users
+    x = source.clone() if start is None else start.clone()
+    new, change = torch.empty_like(x), torch.empty_like(x)
     scale = source.abs().sum(0).clamp_min(torch.finfo(source.dtype).tiny)
-    for iteration in range(1, max_iter + 1):
-        new = source + decay * step(x)
-        change = ((new - x).abs().sum(0) / scale).max()
-        x = new
-        if tol > 0 and float(change) < tol:
-            return x, iteration
+    for sweep in range(1, max_iter + 1):
+        torch.add(source[n:], operator.to_items(x[:n]), alpha=decay, out=new[n:])
+        torch.add(source[:n], operator.to_users(new[n:]), alpha=decay, out=new[:n])
+        largest = (torch.sub(new, x, out=change).abs_().sum(0) / scale).max()
+        x, new = new, x
+        if float(largest) < tol:
+            return x, sweep
     return x, max_iter
 
 
@@ -172,7 +219,9 @@ class RandomWalk(Recommender):
     def stationary(self, users: np.ndarray) -> torch.Tensor:
         """Stationary distributions ``p_u`` of ``users`` over all nodes, ``[nodes, len(users)]``."""
         source = restart_vectors(self.walk_.n_nodes, users, self.alpha, self.walk_.user_degree)
-        p, _ = solve_fixed_point(self.walk_.step, source, 1.0 - self.alpha, self.tol, self.max_iter)
+        p, _ = solve_fixed_point(
+            self.walk_.forward, source, 1.0 - self.alpha, self.tol, self.max_iter
+        )
         return p
 
     def score_replicas(self, users: np.ndarray) -> torch.Tensor:
