@@ -39,6 +39,7 @@ def _root(
 # Command modules register themselves on `app` when imported (one line each, explicit).
 from recpoison.cli import (  # noqa: E402
     attack_cmd,  # noqa: F401
+    components_cmd,  # noqa: F401
     data_cmds,  # noqa: F401
     detect_cmd,  # noqa: F401
     run_cmds,  # noqa: F401

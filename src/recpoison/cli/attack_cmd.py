@@ -33,7 +33,10 @@ def attack(
     source: Annotated[str, typer.Argument(help="Bundled dataset name or path to a ratings file.")],
     attack_name: Annotated[
         str,
-        typer.Option("--attack", help="Attack name: random, average, bandwagon, poison-model, ..."),
+        typer.Option(
+            "--attack",
+            help="Attack name, e.g. random or poison-model (all: recpoison components list).",
+        ),
     ],
     out: Annotated[str, typer.Option("--out", help="File to write the poisoned dataset to.")],
     size: Annotated[

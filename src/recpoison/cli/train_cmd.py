@@ -36,7 +36,7 @@ def train(
     format: str | None = typer.Option(None, "--format", help="File format (see `datasets list`)."),
     columns: str | None = typer.Option(None, help="CSV columns, e.g. user=uid,item=iid,rating=r"),
     victim: str = typer.Option(
-        "neumf", help="Victim name (see the README table), or your class as module:Class."
+        "neumf", help="Victim name (all: recpoison components list), or your class as module:Class."
     ),
     epochs: int | None = typer.Option(
         None, help="Training epochs (the victim's default if unset)."
