@@ -43,6 +43,7 @@ from recpoison.cli import (  # noqa: E402
     data_cmds,  # noqa: F401
     detect_cmd,  # noqa: F401
     run_cmds,  # noqa: F401
+    store_cmds,  # noqa: F401
     train_cmd,  # noqa: F401
 )
 

@@ -188,9 +188,26 @@ class Store:
             db.execute("UPDATE runs SET finished = ? WHERE id = ?", (_now(), run_id))
 
     def runs(self) -> list[dict[str, Any]]:
-        """Every run, oldest first: id, name, version, started, finished."""
-        query = "SELECT id, name, recpoison_version, started, finished FROM runs ORDER BY id"
-        names = ("id", "name", "recpoison_version", "started", "finished")
+        """Every run, oldest first: id, name, version, started, finished, and of the cells its
+        spec expands to how many there are (``cells``), are ``done`` and ``failed`` (by any
+        run on this store)."""
+        query = (
+            "SELECT r.id, r.name, r.recpoison_version, r.started, r.finished, "
+            "count(rc.cell_key), coalesce(sum(c.status = 'done'), 0), "
+            "coalesce(sum(c.status = 'failed'), 0) FROM runs r "
+            "LEFT JOIN run_cells rc ON rc.run_id = r.id LEFT JOIN cells c ON c.key = rc.cell_key "
+            "GROUP BY r.id ORDER BY r.id"
+        )
+        names = (
+            "id",
+            "name",
+            "recpoison_version",
+            "started",
+            "finished",
+            "cells",
+            "done",
+            "failed",
+        )
         return [dict(zip(names, row, strict=True)) for row in self.connection.execute(query)]
 
     def run_spec(self, run_id: int) -> dict[str, Any]:
