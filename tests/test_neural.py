@@ -12,7 +12,7 @@ from recpoison.data import FakeProfiles, Interactions, planted
 from recpoison.data.transforms import item_popularity, leave_one_out
 from recpoison.errors import ConfigError, DeviceError
 from recpoison.metrics import leave_one_out_hr_ndcg
-from recpoison.victims import make_victim, neural
+from recpoison.victims import make_victim, neural, neural_modules
 from recpoison.victims.base import Recommender, replica_seeds
 from recpoison.victims.ncf_backward import bce_step
 from recpoison.victims.neural import GMF, MLP, NeuMF
@@ -292,10 +292,40 @@ def test_score_replicas_is_chunked_consistently(small, monkeypatch):
     whole = all_scores(model)
     chunks = []
     full_logits = model.module_.full_logits
-    monkeypatch.setattr(model.module_, "full_logits", lambda u: chunks.append(u) or full_logits(u))
+    monkeypatch.setattr(
+        model.module_, "full_logits", lambda u, *side: chunks.append(u) or full_logits(u, *side)
+    )
     monkeypatch.setitem(neural.SCORE_CHUNK_ELEMENTS, "cpu", 1)  # one user a chunk
     assert torch.allclose(all_scores(model), whole, atol=1e-6)
     assert len(chunks) == small.n_users
+
+
+@pytest.mark.parametrize("victim", [MLP, NeuMF])
+def test_the_mlp_tower_over_item_chunks_gives_every_pair_its_logit_and_gradient(
+    small, monkeypatch, victim
+):
+    """``full_logits`` takes the items in chunks on a CPU: with chunks of 3 items, every
+    (user, item) logit equals ``pair_logits`` of that pair, and the gradients of the tables and
+    layers equal the one-pass computation's."""
+    module = victim(**FAST, n_replicas=2, random_state=0).fit(small).module_
+    users = torch.tensor([0, 4, 7])
+    monkeypatch.setattr(neural_modules, "MIN_ITEM_CHUNK", 3)
+    monkeypatch.setitem(neural_modules.MLP_ITEM_CHUNK_ELEMENTS, "cpu", 1)
+    module.zero_grad()
+    chunked = module.full_logits(users)
+    grid_u = users.repeat_interleave(small.n_items)
+    grid_i = torch.arange(small.n_items).repeat(len(users))
+    pairs = module.pair_logits(module.flat_users(grid_u), module.flat_items(grid_i))
+    assert torch.allclose(chunked, pairs.view(2, len(users), -1), atol=1e-5)
+    chunked.square().sum().backward()
+    grads = [p.grad.clone() for p in module.parameters()]
+    module.zero_grad()
+    monkeypatch.delitem(neural_modules.MLP_ITEM_CHUNK_ELEMENTS, "cpu")
+    whole = module.full_logits(users)
+    whole.square().sum().backward()
+    assert torch.allclose(whole, chunked, atol=1e-6)
+    for grad, param in zip(grads, module.parameters(), strict=True):
+        assert torch.allclose(grad, param.grad, rtol=1e-5, atol=1e-6)
 
 
 def fake_profiles(data: Interactions, n_fake: int, target: int) -> FakeProfiles:

@@ -165,9 +165,7 @@ class StackedTargets:
         and the targets scored with it) and whether any of them is above ``-κ``."""
         user_t = torch.as_tensor(users, device=self.device)
         module = model.module_
-        seen = torch.as_tensor(
-            np.stack([self.view.matrix[u].toarray()[0] > 0 for u in users]), device=self.device
-        )
+        seen = seen_mask(self.view.matrix, users, self.device)  # [R, I]: row r is users[r]'s
         with torch.no_grad():
             logits = module.full_logits(user_t[:, None])[:, 0]  # [R, I]
             ranked = logits.masked_fill(seen, -torch.inf)

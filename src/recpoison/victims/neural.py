@@ -313,7 +313,7 @@ class NCFRecommender(Recommender):
 
         Logits rank exactly like ŷ = sigmoid(logit) but do not saturate to ties in float32.
         Users are scored in chunks so that intermediates stay below ``SCORE_CHUNK_ELEMENTS``
-        of the device's type.
+        of the device's type; what depends on the items alone is computed once for all.
         """
         self._check_fitted()
         index = self._user_index(users)
@@ -324,8 +324,11 @@ class NCFRecommender(Recommender):
         chunk = max(1, budget // per_user)
         module.eval()
         with torch.no_grad():
+            item_side = module.item_side()  # the same for every chunk of users
             for start in range(0, len(index), chunk):
-                out[:, start : start + chunk] = module.full_logits(index[start : start + chunk])
+                out[:, start : start + chunk] = module.full_logits(
+                    index[start : start + chunk], item_side
+                )
         return out
 
     def forward_scores(

@@ -30,6 +30,14 @@ from recpoison.victims.lazy_adam import lazy_adam_step, unique_row_gradients
 #: Standard deviation of the N(0, 0.01) embedding initialisation of NCF.
 EMBEDDING_STD = 0.01
 
+#: Largest first-layer intermediate ``[R, users x items, h1]`` (elements) that ``full_logits``
+#: builds at once, per device type. On a CPU the MLP tower goes over the items in chunks whose
+#: intermediates stay in a core's L2 cache (2^19 floats, 2 MiB; ``benchmarks/score_speed.py``);
+#: a device type not named here (a GPU) takes every item at once.
+MLP_ITEM_CHUNK_ELEMENTS = {"cpu": 2**19}
+#: Fewest items in such a chunk (below it the per-chunk overhead outweighs the cache).
+MIN_ITEM_CHUNK = 64
+
 
 def _glorot_uniform(
     fan_in: int, fan_out: int, generator: torch.Generator, device: torch.device
@@ -49,6 +57,18 @@ def _lecun_uniform(
 
 def _normal_rows(n: int, d: int, generator: torch.Generator, device: torch.device) -> torch.Tensor:
     return torch.randn(n, d, generator=generator, device=device) * EMBEDDING_STD
+
+
+@dataclass
+class ItemSide:
+    """What :meth:`StackedNCF.full_logits` computes from the item tables alone, the same for
+    every user: the GMF item embeddings as ``[R, gmf_dim, n_items]`` (contiguous, which a
+    one-user batched matmul reads 4x faster than the table's strided view) and the item half of
+    the MLP's first layer ``[R, n_items, h1]`` (of the prediction unit, ``[R, n_items, 1]``,
+    without hidden layers); None for a tower the model lacks."""
+
+    gmf: torch.Tensor | None
+    mlp: torch.Tensor | None
 
 
 class StackedNCF(nn.Module):
@@ -174,39 +194,66 @@ class StackedNCF(nn.Module):
         logits = (h * self.out_weight.transpose(1, 2)).sum(dim=2) + self.out_bias
         return logits, h, activations
 
-    def full_logits(self, users: torch.Tensor) -> torch.Tensor:
+    def full_logits(self, users: torch.Tensor, item_side: ItemSide | None = None) -> torch.Tensor:
         """Logits ``[R, U, n_items]`` of ``users`` for every item: ``users`` ``[U]`` shared by the
         replicas, or ``[R, U]`` with each replica's own users.
 
         The GMF tower and the prediction unit are linear in the item embedding, so the GMF part
         is one batched matmul; the first MLP layer is split into its user and item halves, which
-        are computed once per user and once per item and broadcast-added.
+        are computed once per user and once per item and broadcast-added, over chunks of items
+        on a CPU (``MLP_ITEM_CHUNK_ELEMENTS``). What depends on the items alone
+        (:meth:`item_side`) may be passed in by a caller that scores users in chunks.
         """
         R, U, n_items = self.n_replicas, users.shape[-1], self.n_items
+        side = self.item_side() if item_side is None else item_side
         logits = self.out_bias[:, :, None].expand(R, U, n_items)
-        if self.gmf_dim:
+        if side.gmf is not None:
             pu = self._user_rows(users)[:, :, : self.gmf_dim]
-            qi = self.item_table.view(R, n_items, -1)[:, :, : self.gmf_dim]
             w = self.out_weight[:, : self.gmf_dim, 0]  # [R, gmf_dim]
-            logits = logits + torch.bmm(pu * w[:, None, :], qi.transpose(1, 2))
-        if self.mlp_dim:
-            logits = logits + self._mlp_full(users)
+            logits = logits + torch.bmm(pu * w[:, None, :], side.gmf)
+        if side.mlp is not None:
+            logits = logits + self._mlp_full(users, side.mlp)
         return logits
 
-    def _mlp_full(self, users: torch.Tensor) -> torch.Tensor:
+    def item_side(self) -> ItemSide:
+        """The part of :meth:`full_logits` that depends on no user (see :class:`ItemSide`)."""
+        items = self.item_table.view(self.n_replicas, self.n_items, -1)
+        gmf = items[:, :, : self.gmf_dim].transpose(1, 2).contiguous() if self.gmf_dim else None
+        if not self.mlp_dim:
+            return ItemSide(gmf, None)
+        mi = items[:, :, self.gmf_dim :]
+        if not self.mlp_weights:  # no hidden layer: the item half of the prediction unit
+            return ItemSide(gmf, torch.bmm(mi, self.out_weight[:, self.gmf_dim + self.mlp_dim :]))
+        return ItemSide(gmf, torch.bmm(mi, self.mlp_weights[0][:, self.mlp_dim :]))
+
+    def _mlp_full(self, users: torch.Tensor, item_part: torch.Tensor) -> torch.Tensor:
         R, U, n_items, d = self.n_replicas, users.shape[-1], self.n_items, self.mlp_dim
         mu = self._user_rows(users)[:, :, self.gmf_dim :]
-        mi = self.item_table.view(R, n_items, -1)[:, :, self.gmf_dim :]
         w_out = self.out_weight[:, self.gmf_dim :, :]  # [R, last, 1]
         if not self.mlp_weights:  # no hidden layer: the concatenation feeds the prediction unit
-            return torch.bmm(mu, w_out[:, :d]) + torch.bmm(mi, w_out[:, d:]).transpose(1, 2)
+            return torch.bmm(mu, w_out[:, :d]) + item_part.transpose(1, 2)
         w1, b1 = self.mlp_weights[0], self.mlp_biases[0]
         user_part = torch.baddbmm(b1, mu, w1[:, :d])  # [R, U, h1]
-        item_part = torch.bmm(mi, w1[:, d:])  # [R, I, h1]
-        x = torch.relu(user_part[:, :, None, :] + item_part[:, None, :, :]).view(R, U * n_items, -1)
+        budget = MLP_ITEM_CHUNK_ELEMENTS.get(item_part.device.type)
+        step = n_items
+        if budget is not None:
+            step = max(MIN_ITEM_CHUNK, budget // (R * U * item_part.shape[-1]))
+        chunks = [
+            self._mlp_tower(user_part, item_part[:, start : start + step], w_out)
+            for start in range(0, n_items, step)
+        ]
+        return chunks[0] if len(chunks) == 1 else torch.cat(chunks, dim=2)
+
+    def _mlp_tower(
+        self, user_part: torch.Tensor, item_part: torch.Tensor, w_out: torch.Tensor
+    ) -> torch.Tensor:
+        """The MLP tower's logits ``[R, U, n]`` above its first layer, whose user and item
+        halves ``user_part`` ``[R, U, h1]`` and ``item_part`` ``[R, n, h1]`` are given."""
+        R, U, n = user_part.shape[0], user_part.shape[1], item_part.shape[1]
+        x = torch.relu(user_part[:, :, None, :] + item_part[:, None, :, :]).view(R, U * n, -1)
         for w, b in zip(self.mlp_weights[1:], self.mlp_biases[1:], strict=True):
             x = torch.relu(torch.baddbmm(b, x, w))
-        return torch.bmm(x, w_out).view(R, U, n_items)
+        return torch.bmm(x, w_out).view(R, U, n)
 
     def _user_rows(self, users: torch.Tensor) -> torch.Tensor:
         rows = self.user_table.index_select(0, self.flat_users(users))
