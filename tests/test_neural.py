@@ -301,31 +301,35 @@ def test_score_replicas_is_chunked_consistently(small, monkeypatch):
 
 
 @pytest.mark.parametrize("victim", [MLP, NeuMF])
-def test_the_mlp_tower_over_item_chunks_gives_every_pair_its_logit_and_gradient(
+def test_full_logits_in_item_chunks_give_every_pair_its_logit_and_gradient(
     small, monkeypatch, victim
 ):
-    """``full_logits`` takes the items in chunks on a CPU: with chunks of 3 items, every
-    (user, item) logit equals ``pair_logits`` of that pair, and the gradients of the tables and
-    layers equal the one-pass computation's."""
+    """``full_logits`` takes the items in chunks on a CPU: with chunks of 3 items (and in one
+    pass), every (user, item) logit and the gradients of the tables and layers equal those of
+    ``pair_logits`` (the training forward) over the same pairs."""
     module = victim(**FAST, n_replicas=2, random_state=0).fit(small).module_
     users = torch.tensor([0, 4, 7])
-    monkeypatch.setattr(neural_modules, "MIN_ITEM_CHUNK", 3)
-    monkeypatch.setitem(neural_modules.MLP_ITEM_CHUNK_ELEMENTS, "cpu", 1)
-    module.zero_grad()
-    chunked = module.full_logits(users)
     grid_u = users.repeat_interleave(small.n_items)
     grid_i = torch.arange(small.n_items).repeat(len(users))
-    pairs = module.pair_logits(module.flat_users(grid_u), module.flat_items(grid_i))
-    assert torch.allclose(chunked, pairs.view(2, len(users), -1), atol=1e-5)
-    chunked.square().sum().backward()
-    grads = [p.grad.clone() for p in module.parameters()]
-    module.zero_grad()
+
+    def logits_and_gradients(score):
+        module.zero_grad()
+        logits = score().reshape(2, len(users), small.n_items)
+        logits.square().sum().backward()
+        return logits.detach(), [p.grad.clone() for p in module.parameters()]
+
+    pairs, pair_grads = logits_and_gradients(
+        lambda: module.pair_logits(module.flat_users(grid_u), module.flat_items(grid_i))
+    )
+    monkeypatch.setattr(neural_modules, "MIN_ITEM_CHUNK", 3)
+    monkeypatch.setitem(neural_modules.MLP_ITEM_CHUNK_ELEMENTS, "cpu", 1)
+    chunked = logits_and_gradients(lambda: module.full_logits(users))
     monkeypatch.delitem(neural_modules.MLP_ITEM_CHUNK_ELEMENTS, "cpu")
-    whole = module.full_logits(users)
-    whole.square().sum().backward()
-    assert torch.allclose(whole, chunked, atol=1e-6)
-    for grad, param in zip(grads, module.parameters(), strict=True):
-        assert torch.allclose(grad, param.grad, rtol=1e-5, atol=1e-6)
+    whole = logits_and_gradients(lambda: module.full_logits(users))
+    for logits, grads in (chunked, whole):
+        assert torch.allclose(logits, pairs, atol=1e-5)
+        for grad, reference in zip(grads, pair_grads, strict=True):
+            assert torch.allclose(grad, reference, rtol=1e-4, atol=1e-6)
 
 
 def fake_profiles(data: Interactions, n_fake: int, target: int) -> FakeProfiles:

@@ -250,9 +250,10 @@ class StackedNCF(nn.Module):
         """The MLP tower's logits ``[R, U, n]`` above its first layer, whose user and item
         halves ``user_part`` ``[R, U, h1]`` and ``item_part`` ``[R, n, h1]`` are given."""
         R, U, n = user_part.shape[0], user_part.shape[1], item_part.shape[1]
-        x = torch.relu(user_part[:, :, None, :] + item_part[:, None, :, :]).view(R, U * n, -1)
+        # in-place ReLUs: no autograd formula here needs the pre-activations
+        x = (user_part[:, :, None, :] + item_part[:, None, :, :]).relu_().view(R, U * n, -1)
         for w, b in zip(self.mlp_weights[1:], self.mlp_biases[1:], strict=True):
-            x = torch.relu(torch.baddbmm(b, x, w))
+            x = torch.baddbmm(b, x, w).relu_()
         return torch.bmm(x, w_out).view(R, U, n)
 
     def _user_rows(self, users: torch.Tensor) -> torch.Tensor:
