@@ -8,9 +8,11 @@ extrapolates, printing each piece next to the plain alternative measured in the 
 
 * victim training, seconds per replica-epoch: the targets' R retrains stacked as the runner
   stacks them (``cells.replicas_per_fit``) vs a plain one-model loop (``--victim-batch``;
-  ``--optimizer lazy-adam`` for lazy Adam);
-* poison-model, seconds per fake user per target: the pre-training epochs and the poison rounds
-  of one step for 10 target sets stacked, vs one target alone (the authors' code: 247 s per fake
+  ``--optimizer lazy-adam`` for lazy Adam), and each replica's scoring of every user against
+  every item (its HR_t);
+* poison-model, seconds per fake user per target: the pre-training epochs, the poison rounds
+  and the measurements of the poison model (before the first round and after each) of one
+  step for 10 target sets stacked, vs one target alone (the authors' code: 247 s per fake
   user on one idle core, 5.4-9.2 s per epoch); the grid's cost with the sizes sharing their
   steps (the runner's default: 34 steps per target type) and with each size from scratch (64);
 * the MF attack (heuristics cost nothing): one generation, per target and size.
@@ -115,8 +117,10 @@ def fit_cost(
 
 def round_seconds(
     model: NeuMF, data: Interactions, targets: np.ndarray, device: torch.device
-) -> float:
-    """Seconds of the per-user steps and the norm step of one poison round (authors)."""
+) -> tuple[float, float]:
+    """Seconds of the per-user steps and the norm step of one poison round (authors), and of
+    one measurement of the poison model (objective and HR_t over every normal user, taken
+    after each round and before the first)."""
     fake = data.n_users - 1
     objective = StackedTargets(data, targets, np.array([fake]), 10, 1.0, 100.0, 0.01, device)
     rngs = [np.random.default_rng(r) for r in range(len(targets))]
@@ -124,7 +128,10 @@ def round_seconds(
     start = time.perf_counter()
     objective.poison_round(model, rngs)
     sync(device)
-    return time.perf_counter() - start
+    middle = time.perf_counter()
+    objective.values(model)
+    sync(device)
+    return middle - start, time.perf_counter() - middle
 
 
 def measure(args: argparse.Namespace) -> dict[str, float]:
@@ -137,14 +144,19 @@ def measure(args: argparse.Namespace) -> dict[str, float]:
     # victims, stacked as the runner stacks a cell's targets (cells.replicas_per_fit)
     cap = replicas_per_fit({"name": "neumf", "params": {"batch_size": batch}}, str(device))
     replicas = args.retrains * min(TARGETS_PER_TYPE, max(1, cap // args.retrains))
-    setup, epoch, _ = fit_cost(data, replicas, device, batch, lr, optimizer=args.optimizer)
+    setup, epoch, victim = fit_cost(data, replicas, device, batch, lr, optimizer=args.optimizer)
     setup_1, epoch_1, _ = fit_cost(data, 1, device, batch, lr)
+    sync(device)
+    start = time.perf_counter()
+    victim.score_replicas(np.arange(data.n_users))  # HR_t: every user against every item
+    sync(device)
     costs = {
         "replicas": replicas,
         "victim_setup": setup,
         "victim_epoch": epoch / replicas,
         "victim": (setup + EPOCHS * epoch) / (EPOCHS * replicas),  # a fit of EPOCHS epochs
         "plain": (setup_1 + EPOCHS * epoch_1) / EPOCHS,
+        "victim_scoring": (time.perf_counter() - start) / replicas,
     }
     # poison-model: one step (a fresh poison model, then the rounds) alone and for 10 targets
     threshold = default_unpopular_threshold(data)
@@ -153,9 +165,12 @@ def measure(args: argparse.Namespace) -> dict[str, float]:
     poisoned = data.with_fake_users(_one_fake_user(data))
     for n_sets in (1, TARGETS_PER_TYPE):
         setup, epoch, model = fit_cost(poisoned, n_sets, device, 256, 1e-3)
-        rounds = round_seconds(model, poisoned, targets[:n_sets, None], device)
+        rounds, values = round_seconds(model, poisoned, targets[:n_sets, None], device)
         costs[f"epoch_{n_sets}"], costs[f"round_{n_sets}"] = epoch, rounds
-        costs[f"step_{n_sets}"] = setup + EPOCHS * epoch + ROUNDS * (rounds + epoch)
+        costs[f"values_{n_sets}"] = values
+        costs[f"step_{n_sets}"] = (
+            setup + EPOCHS * epoch + ROUNDS * (rounds + epoch) + (ROUNDS + 1) * values
+        )
         costs[f"fit_{n_sets}"] = setup + EPOCHS * epoch  # one poison-model training
     # the MF attack (heuristics cost nothing): one generation, per target at 5 %
     start = time.perf_counter()
@@ -201,13 +216,21 @@ def report(
     )
     cells = TARGET_TYPES * (len(SIZES) * PROFILE_ATTACKS + 1)
     replica_epochs = cells * TARGETS_PER_TYPE * args.retrains * EPOCHS
-    victim_hours = replica_epochs * per_replica / 3600 / parallel
-    print(f"  {replica_epochs:,} replica-epochs in the grid: {victim_hours:.1f} h")
+    scoring_hours = (
+        cells * TARGETS_PER_TYPE * args.retrains * costs["victim_scoring"] / 3600 / parallel
+    )
+    victim_hours = replica_epochs * per_replica / 3600 / parallel + scoring_hours
+    print(
+        f"  {replica_epochs:,} replica-epochs in the grid, and each replica's HR_t "
+        f"({costs['victim_scoring']:.2f} s of scoring per replica): {victim_hours:.1f} h, "
+        f"of which scoring {scoring_hours:.1f} h"
+    )
     for n_sets in (1, TARGETS_PER_TYPE):
         step = costs[f"step_{n_sets}"]
         print(
             f"\npoison-model, {n_sets} target set(s) stacked: epoch {costs[f'epoch_{n_sets}']:.2f}"
-            f" s, poison round {costs[f'round_{n_sets}']:.2f} s -> one step {step:.0f} s = "
+            f" s, poison round {costs[f'round_{n_sets}']:.2f} s, measuring the poison model "
+            f"{costs[f'values_{n_sets}']:.2f} s -> one step {step:.0f} s = "
             f"{step / n_sets:.1f} s per fake user per target"
         )
     per_fake = costs[f"step_{TARGETS_PER_TYPE}"] / TARGETS_PER_TYPE
