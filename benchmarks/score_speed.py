@@ -7,11 +7,10 @@ ones; page faults and system time show why large chunks are slow on a CPU (glibc
 allocation over 32 MiB afresh and returns it on free, so every chunk faults its pages in again).
 
 What depends on the items alone (``StackedNCF.item_side``: the GMF item embeddings transposed,
-the item half of the MLP's first layer) is computed once for all chunks of users, and the MLP
-tower goes over the items in chunks whose first-layer intermediate holds at most
-``MLP_ITEM_CHUNK_ELEMENTS[device]`` floats. The second table compares both with the code before
-(the item side recomputed for every chunk of users, every item at once: the baseline), for every
-user and for one user at a time (what poison-model's per-user steps score).
+the item half of the MLP's first layer) is computed once for all chunks of users. The second
+table compares that with recomputing it for every chunk of users (the code before: the
+baseline), for every user and for one user at a time (what poison-model's per-user steps score,
+where the parameters change between users, so there is nothing to share).
 
     .venv/bin/python benchmarks/score_speed.py
     .venv/bin/python benchmarks/score_speed.py --replicas 10 --layers 64,32,16,8
@@ -27,7 +26,6 @@ import numpy as np
 import torch
 
 import recpoison.victims.neural as neural
-import recpoison.victims.neural_modules as neural_modules
 from recpoison.data.loaders import load_dataset
 from recpoison.data.transforms import binarize
 
@@ -37,9 +35,6 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--replicas", type=int, default=3)
     parser.add_argument("--layers", default="32,16,8", help="MLP tower (the quick preset's)")
     parser.add_argument("--exponents", default="25,23,22,21,20", help="chunk budgets 2^e")
-    parser.add_argument(
-        "--item-exponents", default="19,17,21", help="item-chunk budgets 2^e of the MLP tower"
-    )
     parser.add_argument("--single-users", type=int, default=50, help="users scored one by one")
     parser.add_argument(
         "--repeats",
@@ -63,11 +58,10 @@ def main() -> None:
     print(
         f"NeuMF MLP {layers}, {args.replicas} replicas: logits of {data.n_users} users x "
         f"{data.n_items} items, {args.threads} thread(s); CPU budget now "
-        f"2^{int(np.log2(neural.SCORE_CHUNK_ELEMENTS['cpu']))}, MLP item-chunk budget now "
-        f"2^{int(np.log2(neural_modules.MLP_ITEM_CHUNK_ELEMENTS['cpu']))}\n"
+        f"2^{int(np.log2(neural.SCORE_CHUNK_ELEMENTS['cpu']))}\n"
     )
     user_chunks(model, users, args)
-    item_chunks(model, users, args)
+    item_side(model, users, args)
 
 
 def fastest(function, repeats: int) -> tuple[float, float, int, torch.Tensor]:
@@ -105,10 +99,9 @@ def user_chunks(model: neural.NeuMF, users: np.ndarray, args: argparse.Namespace
         neural.SCORE_CHUNK_ELEMENTS.update(budgets)
 
 
-def item_chunks(model: neural.NeuMF, users: np.ndarray, args: argparse.Namespace) -> None:
-    """The item side shared across user chunks, and the MLP tower over item chunks, against
-    the code before (the item side recomputed for every chunk of users, every item at once),
-    interleaved ``--repeats`` times; medians."""
+def item_side(model: neural.NeuMF, users: np.ndarray, args: argparse.Namespace) -> None:
+    """The item side shared across the chunks of users against recomputed for each (the code
+    before), interleaved ``--repeats`` times; medians."""
     module = model.module_
     per_user = model.n_replicas * module.n_items * module.pair_width()
     chunk = max(1, neural.SCORE_CHUNK_ELEMENTS["cpu"] // per_user)
@@ -127,41 +120,27 @@ def item_chunks(model: neural.NeuMF, users: np.ndarray, args: argparse.Namespace
         with torch.no_grad():
             return torch.cat([module.full_logits(u[None]) for u in single], dim=1)
 
-    budgets = dict(neural_modules.MLP_ITEM_CHUNK_ELEMENTS)
-    variants = [("as before: item side per user chunk, every item at once (baseline)", False, None)]
-    variants += [("item side shared, every item at once", True, None)]
-    variants += [
-        (f"item side shared, item chunks 2^{e}", True, int(e))
-        for e in args.item_exponents.split(",")
-    ]
-    times: dict[str, list[tuple[float, float]]] = {name: [] for name, *_ in variants}
+    variants = {"item side per chunk of users (baseline)": False, "item side shared": True}
+    times: dict[str, list[tuple[float, float]]] = {name: [] for name in variants}
     results: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
-    try:
-        for _ in range(args.repeats):
-            for name, share, exponent in variants:
-                neural_modules.MLP_ITEM_CHUNK_ELEMENTS.pop("cpu", None)
-                if exponent is not None:
-                    neural_modules.MLP_ITEM_CHUNK_ELEMENTS["cpu"] = 2**exponent
-                start = time.perf_counter()
-                every = every_user(share)
-                middle = time.perf_counter()
-                rows = one_at_a_time()
-                times[name].append((middle - start, (time.perf_counter() - middle) / len(single)))
-                results[name] = (every, rows)
-    finally:
-        neural_modules.MLP_ITEM_CHUNK_ELEMENTS.clear()
-        neural_modules.MLP_ITEM_CHUNK_ELEMENTS.update(budgets)
+    for _ in range(args.repeats):
+        for name, share in variants.items():
+            start = time.perf_counter()
+            every = every_user(share)
+            middle = time.perf_counter()
+            rows = one_at_a_time()
+            times[name].append((middle - start, (time.perf_counter() - middle) / len(single)))
+            results[name] = (every, rows)
     print(
-        f"\n| scoring ({args.repeats} interleaved runs, medians) | all users: seconds | "
-        f"{len(single)} users one at a time: ms per user | max abs diff |"
+        f"\n| scoring, {chunk} user(s) a chunk ({args.repeats} interleaved runs, medians) | "
+        f"all users: seconds | {len(single)} users one at a time: ms per user | max abs diff |"
     )
     print("|---|---:|---:|---:|")
-    reference = results[variants[0][0]]
-    for name, *_ in variants:
+    reference = results[next(iter(variants))]
+    for name in variants:
         every, each = np.median(np.array(times[name]), axis=0)
-        diff = max(
-            float((a - b).abs().max()) for a, b in zip(results[name], reference, strict=True)
-        )
+        pairs = zip(results[name], reference, strict=True)
+        diff = max(float((a - b).abs().max()) for a, b in pairs)
         print(f"| {name} | {every:.3f} | {1000 * each:.2f} | {diff:.1e} |")
 
 

@@ -12,7 +12,7 @@ from recpoison.data import FakeProfiles, Interactions, planted
 from recpoison.data.transforms import item_popularity, leave_one_out
 from recpoison.errors import ConfigError, DeviceError
 from recpoison.metrics import leave_one_out_hr_ndcg
-from recpoison.victims import make_victim, neural, neural_modules
+from recpoison.victims import make_victim, neural
 from recpoison.victims.base import Recommender, replica_seeds
 from recpoison.victims.ncf_backward import bce_step
 from recpoison.victims.neural import GMF, MLP, NeuMF
@@ -300,13 +300,11 @@ def test_score_replicas_is_chunked_consistently(small, monkeypatch):
     assert len(chunks) == small.n_users
 
 
-@pytest.mark.parametrize("victim", [MLP, NeuMF])
-def test_full_logits_in_item_chunks_give_every_pair_its_logit_and_gradient(
-    small, monkeypatch, victim
-):
-    """``full_logits`` takes the items in chunks on a CPU: with chunks of 3 items (and in one
-    pass), every (user, item) logit and the gradients of the tables and layers equal those of
-    ``pair_logits`` (the training forward) over the same pairs."""
+@pytest.mark.parametrize("victim", [GMF, MLP, NeuMF])
+def test_full_logits_give_every_pair_its_logit_and_gradient(small, victim):
+    """``full_logits`` (its item side computed in the call, or passed in as ``score_replicas``
+    does) gives every (user, item) logit and the gradients of the tables and layers that
+    ``pair_logits`` (the training forward) gives over the same pairs."""
     module = victim(**FAST, n_replicas=2, random_state=0).fit(small).module_
     users = torch.tensor([0, 4, 7])
     grid_u = users.repeat_interleave(small.n_items)
@@ -321,12 +319,9 @@ def test_full_logits_in_item_chunks_give_every_pair_its_logit_and_gradient(
     pairs, pair_grads = logits_and_gradients(
         lambda: module.pair_logits(module.flat_users(grid_u), module.flat_items(grid_i))
     )
-    monkeypatch.setattr(neural_modules, "MIN_ITEM_CHUNK", 3)
-    monkeypatch.setitem(neural_modules.MLP_ITEM_CHUNK_ELEMENTS, "cpu", 1)
-    chunked = logits_and_gradients(lambda: module.full_logits(users))
-    monkeypatch.delitem(neural_modules.MLP_ITEM_CHUNK_ELEMENTS, "cpu")
-    whole = logits_and_gradients(lambda: module.full_logits(users))
-    for logits, grads in (chunked, whole):
+    own = logits_and_gradients(lambda: module.full_logits(users))
+    shared = logits_and_gradients(lambda: module.full_logits(users, module.item_side()))
+    for logits, grads in (own, shared):
         assert torch.allclose(logits, pairs, atol=1e-5)
         for grad, reference in zip(grads, pair_grads, strict=True):
             assert torch.allclose(grad, reference, rtol=1e-4, atol=1e-6)

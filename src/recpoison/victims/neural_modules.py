@@ -30,14 +30,6 @@ from recpoison.victims.lazy_adam import lazy_adam_step, unique_row_gradients
 #: Standard deviation of the N(0, 0.01) embedding initialisation of NCF.
 EMBEDDING_STD = 0.01
 
-#: Largest first-layer intermediate ``[R, users x items, h1]`` (elements) that ``full_logits``
-#: builds at once, per device type. On a CPU the MLP tower goes over the items in chunks whose
-#: intermediates stay in a core's L2 cache (2^19 floats, 2 MiB; ``benchmarks/score_speed.py``);
-#: a device type not named here (a GPU) takes every item at once.
-MLP_ITEM_CHUNK_ELEMENTS = {"cpu": 2**19}
-#: Fewest items in such a chunk (below it the per-chunk overhead outweighs the cache).
-MIN_ITEM_CHUNK = 64
-
 
 def _glorot_uniform(
     fan_in: int, fan_out: int, generator: torch.Generator, device: torch.device
@@ -200,9 +192,9 @@ class StackedNCF(nn.Module):
 
         The GMF tower and the prediction unit are linear in the item embedding, so the GMF part
         is one batched matmul; the first MLP layer is split into its user and item halves, which
-        are computed once per user and once per item and broadcast-added, over chunks of items
-        on a CPU (``MLP_ITEM_CHUNK_ELEMENTS``). What depends on the items alone
-        (:meth:`item_side`) may be passed in by a caller that scores users in chunks.
+        are computed once per user and once per item and broadcast-added. What depends on the
+        items alone (:meth:`item_side`) may be passed in by a caller that scores users in
+        chunks.
         """
         R, U, n_items = self.n_replicas, users.shape[-1], self.n_items
         side = self.item_side() if item_side is None else item_side
@@ -234,27 +226,12 @@ class StackedNCF(nn.Module):
             return torch.bmm(mu, w_out[:, :d]) + item_part.transpose(1, 2)
         w1, b1 = self.mlp_weights[0], self.mlp_biases[0]
         user_part = torch.baddbmm(b1, mu, w1[:, :d])  # [R, U, h1]
-        budget = MLP_ITEM_CHUNK_ELEMENTS.get(item_part.device.type)
-        step = n_items
-        if budget is not None:
-            step = max(MIN_ITEM_CHUNK, budget // (R * U * item_part.shape[-1]))
-        chunks = [
-            self._mlp_tower(user_part, item_part[:, start : start + step], w_out)
-            for start in range(0, n_items, step)
-        ]
-        return chunks[0] if len(chunks) == 1 else torch.cat(chunks, dim=2)
-
-    def _mlp_tower(
-        self, user_part: torch.Tensor, item_part: torch.Tensor, w_out: torch.Tensor
-    ) -> torch.Tensor:
-        """The MLP tower's logits ``[R, U, n]`` above its first layer, whose user and item
-        halves ``user_part`` ``[R, U, h1]`` and ``item_part`` ``[R, n, h1]`` are given."""
-        R, U, n = user_part.shape[0], user_part.shape[1], item_part.shape[1]
         # in-place ReLUs: no autograd formula here needs the pre-activations
-        x = (user_part[:, :, None, :] + item_part[:, None, :, :]).relu_().view(R, U * n, -1)
+        x = (user_part[:, :, None, :] + item_part[:, None, :, :]).relu_()
+        x = x.view(R, U * n_items, -1)
         for w, b in zip(self.mlp_weights[1:], self.mlp_biases[1:], strict=True):
             x = torch.baddbmm(b, x, w).relu_()
-        return torch.bmm(x, w_out).view(R, U, n)
+        return torch.bmm(x, w_out).view(R, U, n_items)
 
     def _user_rows(self, users: torch.Tensor) -> torch.Tensor:
         rows = self.user_table.index_select(0, self.flat_users(users))
