@@ -10,6 +10,7 @@ import torch
 from recpoison.cli import main
 from recpoison.data import Interactions, planted
 from recpoison.data.transforms import item_popularity
+from recpoison.experiment import Store, expand_cells, parse_spec
 from recpoison.metrics import target_hit_ratio
 from recpoison.victims.neural import NeuMF
 
@@ -106,3 +107,23 @@ def effect_setup():
     target = int(np.argsort(item_popularity(data), kind="stable")[5])
     clean = target_hit_ratio(effect_victim().fit(data), data, [target]).ratio()[:, 0, 0]
     return data, target, clean, effect_victim
+
+
+@pytest.fixture(scope="session")
+def store_of_runs():
+    """``store_of_runs(path, specs, fabricate)``: a results store with one finished run per spec,
+    every cell of each written with ``fabricate(cell)`` (a cell shared by runs once)."""
+
+    def write(path, specs: list[dict], fabricate):
+        with Store.open(path) as db:
+            for raw in specs:
+                spec = parse_spec(raw)
+                cells = expand_cells(spec)
+                run = db.start_run(spec.name, spec.to_json(), cells)
+                for cell in cells:
+                    if not db.is_done(cell.key):
+                        db.write_cell(cell, fabricate(cell), run)
+                db.finish_run(run)
+        return path
+
+    return write

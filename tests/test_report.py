@@ -94,16 +94,8 @@ def fabricate(cell) -> CellOutcome:
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory):
-    path = tmp_path_factory.mktemp("report") / "fake.db"
-    spec = parse_spec(SPEC)
-    cells = expand_cells(spec)
-    with Store.open(path) as db:
-        run = db.start_run(spec.name, spec.to_json(), cells)
-        for cell in cells:
-            db.write_cell(cell, fabricate(cell), run)
-        db.finish_run(run)
-    return path
+def store(tmp_path_factory, store_of_runs):
+    return store_of_runs(tmp_path_factory.mktemp("report") / "fake.db", [SPEC], fabricate)
 
 
 @pytest.fixture(scope="module")
@@ -219,27 +211,17 @@ def test_unfinished_run_and_empty_store(tmp_path):
 
 
 # -- several runs of one experiment -----------------------------------------------------------
-def _store_of_runs(path, specs: list[dict]):
-    """A store with one run per spec, every cell of each written (shared cells once)."""
-    with Store.open(path) as db:
-        for raw in specs:
-            spec = parse_spec(raw)
-            cells = expand_cells(spec)
-            run = db.start_run(spec.name, spec.to_json(), cells)
-            for cell in cells:
-                if not db.is_done(cell.key):
-                    db.write_cell(cell, fabricate(cell), run)
-            db.finish_run(run)
-    return path
-
-
-def test_runs_filling_one_grid_piece_by_piece_report_as_the_whole_grid(report, tmp_path):
+def test_runs_filling_one_grid_piece_by_piece_report_as_the_whole_grid(
+    report, tmp_path, store_of_runs
+):
     """The README's way of running a grid in pieces (one process per target type, one per
     attack) on one store: reported together they give exactly the one-run report."""
     random_half = {**SPEC, "targets": [SPEC["targets"][0]]}
     unpopular_half = {**SPEC, "targets": [SPEC["targets"][1]], "attacks": SPEC["attacks"][:2]}
     bandwagon_only = {**unpopular_half, "attacks": [{"name": "bandwagon"}]}
-    path = _store_of_runs(tmp_path / "pieces.db", [random_half, unpopular_half, bandwagon_only])
+    path = store_of_runs(
+        tmp_path / "pieces.db", [random_half, unpopular_half, bandwagon_only], fabricate
+    )
     assert set(build_report(path)["attack"]) == {"none", "bandwagon"}  # the latest run alone
     merged = build_report(path, [1, 2, 3])
     pd.testing.assert_frame_equal(
@@ -261,8 +243,10 @@ def test_runs_filling_one_grid_piece_by_piece_report_as_the_whole_grid(report, t
         ),
     ],
 )
-def test_runs_of_different_experiments_are_not_reported_together(tmp_path, change, message):
-    path = _store_of_runs(tmp_path / "mixed.db", [SPEC, {**SPEC, **change}])
+def test_runs_of_different_experiments_are_not_reported_together(
+    tmp_path, store_of_runs, change, message
+):
+    path = store_of_runs(tmp_path / "mixed.db", [SPEC, {**SPEC, **change}], fabricate)
     with pytest.raises(ConfigError, match=message):
         build_report(path, [1, 2])
     assert len(build_report(path, [1])) == len(build_report(path, 1))  # each alone still works

@@ -45,17 +45,6 @@ def fabricate(cell) -> CellOutcome:
     return CellOutcome(cell.key, results=rows, info={"n_fake": round(size * 600)}, seconds=1.0)
 
 
-def filled(path, spec: dict) -> None:
-    """A store holding one finished run of ``spec``."""
-    parsed = parse_spec(spec)
-    cells = expand_cells(parsed)
-    with Store.open(path) as store:
-        run = store.start_run(parsed.name, parsed.to_json(), cells)
-        for cell in cells:
-            store.write_cell(cell, fabricate(cell), run)
-        store.finish_run(run)
-
-
 def counts(path) -> dict[str, int]:
     db = sqlite3.connect(path)
     tables = ("runs", "cells", "run_cells", "results", "quality")
@@ -72,11 +61,12 @@ def merged(destination, *sources):
 
 
 @pytest.fixture
-def pieces(tmp_path):
+def pieces(tmp_path, store_of_runs):
     """The grid in one store, and in two stores of one piece each (they share the none cell)."""
-    filled(tmp_path / "whole.db", SPEC)
-    filled(tmp_path / "gpu.db", {**SPEC, "attacks": SPEC["attacks"][:2]})
-    filled(tmp_path / "cpu.db", {**SPEC, "attacks": [SPEC["attacks"][0], SPEC["attacks"][2]]})
+    store_of_runs(tmp_path / "whole.db", [SPEC], fabricate)
+    store_of_runs(tmp_path / "gpu.db", [{**SPEC, "attacks": SPEC["attacks"][:2]}], fabricate)
+    cpu = {**SPEC, "attacks": [SPEC["attacks"][0], SPEC["attacks"][2]]}
+    store_of_runs(tmp_path / "cpu.db", [cpu], fabricate)
     return tmp_path
 
 

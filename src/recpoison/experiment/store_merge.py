@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from recpoison.errors import DataError
 from recpoison.experiment.store import QUALITY_COLUMNS, RESULT_COLUMNS, Store
@@ -64,7 +63,7 @@ class MergeSummary:
 
 def merge_store(destination: Store, source: Store) -> MergeSummary:
     """Copy ``source``'s runs and cells into ``destination`` (see the module docstring)."""
-    if _same_file(destination.path, source.path):
+    if os.path.samefile(destination.path, source.path):  # both files exist once opened
         raise DataError(f"{source.path}: cannot merge a store into itself; pass another --store")
     summary = MergeSummary()
     with destination.connection as db:
@@ -133,10 +132,3 @@ def _copy_rows(db, source: Store, table: str, columns: tuple[str, ...], key: str
     db.executemany(
         f"INSERT INTO {table} (cell_key, {names}) VALUES (?{', ?' * len(columns)})", rows
     )
-
-
-def _same_file(a: Path, b: Path) -> bool:
-    try:
-        return os.path.samefile(a, b)
-    except OSError:
-        return Path(a).resolve() == Path(b).resolve()
