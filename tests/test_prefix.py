@@ -7,9 +7,9 @@ import pytest
 
 from recpoison.attacks import make_attack
 from recpoison.data import planted
-from recpoison.experiment import cells
 from recpoison.experiment.cells import execute_cell
 from recpoison.experiment.expansion import expand_cells
+from recpoison.experiment.progress import ATTACK_PROGRESS
 from recpoison.experiment.spec import parse_spec
 
 SEQUENTIAL = [
@@ -102,7 +102,7 @@ NEUMF = {
     ],
 )
 def test_runner_cells_of_a_larger_size_go_on_from_the_smaller(
-    planted_csv, monkeypatch, attack, victim, transforms
+    planted_csv, attack, victim, transforms
 ):
     """The runner seeds these attacks without their size: the 10 % cell goes on from the 5 %
     cell run before it in the process, and stores the rows it stores alone."""
@@ -122,12 +122,12 @@ def test_runner_cells_of_a_larger_size_go_on_from_the_smaller(
         }
     )
     small, large = [c for c in expand_cells(spec) if c.labels.get("attack") == attack["name"]]
-    monkeypatch.setattr(cells, "_PROGRESS", cells.OrderedDict())
+    ATTACK_PROGRESS.clear_memory()  # as in a fresh process
     first = execute_cell(small.config, "cpu")
     after_small = execute_cell(large.config, "cpu")
     n_small = first.info["n_fake"]
     assert [a["resumed_from"] for a in after_small.info["attack"]] == [n_small, n_small]
-    monkeypatch.setattr(cells, "_PROGRESS", cells.OrderedDict())
+    ATTACK_PROGRESS.clear_memory()
     alone = execute_cell(large.config, "cpu")
     assert [a["resumed_from"] for a in alone.info["attack"]] == [0, 0]
     assert alone.results == after_small.results

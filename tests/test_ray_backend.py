@@ -26,6 +26,7 @@ import recpoison
 from recpoison.errors import ConfigError, DeviceError
 from recpoison.experiment import backends, build_report, cells, expand_cells, parse_spec, runner
 from recpoison.experiment.cells import execute_cell
+from recpoison.experiment.progress import progress_folder
 from recpoison.experiment.runner import run_experiment
 
 ray = pytest.importorskip("ray", reason="the Ray tests need `pip install recpoison[ray]`")
@@ -391,7 +392,8 @@ def test_sizes_that_share_their_work_run_as_one_chain_and_resume(
 ):
     """graph-attack's sizes share their work: on Ray its three cells go as one task, smallest
     size first (submitted largest first here), each going on from the one before, and store what
-    the local backend stores; the other cells stay one task each."""
+    the local backend stores; the other cells stay one task each. The task leaves its last
+    state in the checkpoint folder beside the store."""
     spec = {
         "name": "ray-chain",
         "datasets": [{"source": str(planted_csv(n_users=60, ratings_per_user=8))}],
@@ -425,3 +427,6 @@ def test_sizes_that_share_their_work_run_as_one_chain_and_resume(
         if json.loads(config).get("attack", {}).get("name") == "graph-attack"
     }
     assert resumed == {0.03: [0, 0], 0.05: [2, 2], 0.1: [3, 3]}
+    (checkpoint,) = progress_folder(store).glob("*.pt")  # the worker's, beside the store
+    states = torch.load(checkpoint, weights_only=False)["progress"]
+    assert [state.n_fake for state in states] == [6, 6]  # one per target, after 10 %

@@ -49,7 +49,9 @@ class Attack(ABC):
         of a smaller one, so that sizes can share their work (:mod:`recpoison.attacks.prefix`):
         the runner then seeds the attack independently of its size and passes ``resume_from``
         (the ``progress_`` a smaller size left) to ``generate``, or to ``generate_many`` when it
-        attacks all targets at once; both accept it."""
+        attacks all targets at once; both accept it, and ``on_step``, a function called with the
+        state after each step (the runner's checkpoint, :mod:`recpoison.experiment.checkpoints`:
+        an interrupted attack goes on from its last step)."""
         return False
 
     def get_params(self) -> dict[str, Any]:

@@ -61,7 +61,7 @@ import torch
 
 from recpoison.attacks.graph_influence import user_influence
 from recpoison.attacks.influence import influential_users
-from recpoison.attacks.prefix import SequentialAttack, SequentialProgress
+from recpoison.attacks.prefix import SequentialAttack, SequentialProgress, StepHook
 from recpoison.attacks.ratings import RatingSampler, assemble_profiles, max_rating
 from recpoison.data.interactions import FakeProfiles, Interactions
 from recpoison.errors import ConfigError
@@ -303,11 +303,12 @@ class GraphAttack(SequentialAttack):
         surrogate: Recommender | None = None,
         random_state: RandomState = None,
         resume_from: SequentialProgress | None = None,
+        on_step: StepHook | None = None,
     ) -> FakeProfiles:
         """``n_fake`` fake users, optimised one after the other (each sees the previous ones),
         going on from ``resume_from`` (an earlier call's ``progress_``) when it was made with the
-        same inputs and fewer fake users; the state after the last one is left in
-        ``progress_``."""
+        same inputs and fewer fake users; ``on_step`` gets the state after each fake user, and
+        the state after the last one is left in ``progress_``."""
         start = time.perf_counter()
         targets = self.check_inputs(train, targets, n_fake, surrogate)
         self._check_params()
@@ -329,6 +330,8 @@ class GraphAttack(SequentialAttack):
                     train, targets, picked[None], progress.ratings[-1][None], rate_target=True
                 )
             )
+            if on_step is not None:
+                on_step(progress)
         info = {
             "n_influential": len(state["users"]),
             "objective": state["objective"],

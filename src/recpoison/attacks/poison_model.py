@@ -81,7 +81,7 @@ from recpoison.attacks.poison_authors import (
     fixed_negatives,
 )
 from recpoison.attacks.poison_loss import PoisonObjective
-from recpoison.attacks.prefix import progress_fingerprint
+from recpoison.attacks.prefix import StepHook, progress_fingerprint
 from recpoison.attacks.ratings import (
     RatingSampler,
     assemble_profiles,
@@ -235,9 +235,10 @@ class PoisonModelAttack(Attack):
         surrogate: Recommender | None = None,
         random_state: RandomState = None,
         resume_from: AuthorsProgress | None = None,
+        on_step: StepHook | None = None,
     ) -> FakeProfiles:
         """``n_fake`` profiles promoting ``targets``, built step by step with the poison model
-        (``resume_from``: see :meth:`generate_many`)."""
+        (``resume_from``, ``on_step``: see :meth:`generate_many`)."""
         return self.generate_many(
             train,
             [targets],
@@ -245,6 +246,7 @@ class PoisonModelAttack(Attack):
             surrogate=surrogate,
             random_states=[random_state],
             resume_from=resume_from,
+            on_step=on_step,
         )[0]
 
     def generate_many(
@@ -256,12 +258,14 @@ class PoisonModelAttack(Attack):
         surrogate: Recommender | None = None,
         random_states: Sequence[RandomState],
         resume_from: AuthorsProgress | None = None,
+        on_step: StepHook | None = None,
     ) -> list[FakeProfiles]:
         """One set of ``n_fake`` profiles per target set, each as :meth:`generate` would make it
         with the matching random state. The authors' schedule trains the poison models of all
         target sets together, as stacked replicas (:mod:`recpoison.attacks.poison_authors`),
-        goes on from ``resume_from`` (an earlier call's ``progress_``) when it was made with the
-        same inputs and fewer fake users, and leaves its own state in ``progress_``."""
+        goes on from ``resume_from`` (an earlier call's ``progress_``, or a state ``on_step``
+        was given) when it was made with the same inputs and fewer fake users, calls ``on_step``
+        with its state after each step, and leaves its own state in ``progress_``."""
         checked = [self.check_inputs(train, t, n_fake, surrogate) for t in target_sets]
         self._check_params(surrogate)
         if len(checked) != len(random_states) or len({len(t) for t in checked}) != 1:
@@ -274,7 +278,7 @@ class PoisonModelAttack(Attack):
                 for t, rs in zip(checked, random_states, strict=True)
             ]
         return self._generate_authors(
-            train, np.stack(checked), n_fake, surrogate, random_states, resume_from
+            train, np.stack(checked), n_fake, surrogate, random_states, resume_from, on_step
         )
 
     def _generate_authors(
@@ -285,6 +289,7 @@ class PoisonModelAttack(Attack):
         surrogate: Recommender,
         random_states: Sequence[RandomState],
         resume_from: AuthorsProgress | None,
+        on_step: StepHook | None,
     ) -> list[FakeProfiles]:
         """The authors' schedule for the ``[R, T]`` target sets ``targets`` at once, going on
         from ``resume_from`` when it matches these inputs (see :class:`AuthorsProgress`)."""
@@ -307,6 +312,8 @@ class PoisonModelAttack(Attack):
         sampler = RatingSampler.fit(train, per_item=True)
         for size in _step_sizes(n_fake - progress.n_fake, self.fake_per_step):
             self._authors_step(progress, train, view, targets, size, surrogate, sampler)
+            if on_step is not None:
+                on_step(progress)
         self.progress_ = progress
 
         profiles = [

@@ -20,7 +20,7 @@ import hashlib
 import json
 import time
 from abc import abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,6 +30,10 @@ from recpoison.attacks.base import Attack
 from recpoison.attacks.ratings import assemble_profiles
 from recpoison.data.interactions import FakeProfiles, Interactions
 from recpoison.utils import RandomState, check_random_state
+
+#: Called by a size-sharing attack with its state after each step, as ``progress_`` would hold it
+#: then (for a checkpoint: the state must be copied or written before the next step changes it).
+StepHook = Callable[[Any], None]
 
 
 def progress_fingerprint(

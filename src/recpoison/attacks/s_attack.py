@@ -62,7 +62,7 @@ from recpoison.attacks.influence import (
     user_influence,
 )
 from recpoison.attacks.kkt import Factors, Method, implicit_gradient
-from recpoison.attacks.prefix import SequentialAttack, SequentialProgress
+from recpoison.attacks.prefix import SequentialAttack, SequentialProgress, StepHook
 from recpoison.attacks.ratings import RatingSampler, max_rating
 from recpoison.data.interactions import FakeProfiles, Interactions
 from recpoison.errors import ConfigError
@@ -168,11 +168,12 @@ class SAttack(SequentialAttack):
         surrogate: Recommender | None = None,
         random_state: RandomState = None,
         resume_from: SequentialProgress | None = None,
+        on_step: StepHook | None = None,
     ) -> FakeProfiles:
         """``n_fake`` fake users promoting the one item of ``targets`` (Algorithm 2), going on
         from ``resume_from`` (an earlier call's ``progress_``) when it was made with the same
-        inputs and fewer fake users; the state after the last fake user is left in
-        ``progress_``."""
+        inputs and fewer fake users; ``on_step`` gets the state after each fake user, and the
+        state after the last one is left in ``progress_``."""
         started = time.perf_counter()
         targets = self._validate(train, targets, n_fake, surrogate)
         target = int(targets[0])
@@ -201,6 +202,8 @@ class SAttack(SequentialAttack):
             logger.debug(
                 "%s fake user %d: loss %.4g -> %.4g", self.name, v, history[0], min(history)
             )
+            if on_step is not None:
+                on_step(progress)
         info = {
             **state["info"],
             "loss_initial": state["loss_initial"],

@@ -10,7 +10,8 @@ and yields the results in completion order (``recpoison`` must be importable on 
 except that the cells of an attack whose sizes share their work
 (:func:`~recpoison.experiment.cells.sharing_chain`) go as one task that runs them smallest size
 first, so that each goes on from the one before as in the local backend (its results arrive
-when the chain finishes). Ray's resource model decides where tasks run:
+when the chain finishes). Both run cells with the attack checkpoint folder the runner gives
+(:mod:`recpoison.experiment.progress`). Ray's resource model decides where tasks run:
 
 - each task asks for ``cpus_per_task`` CPUs (default 1, Ray's default) and, on CUDA, one GPU;
   inside the task torch uses as many threads as the task was given CPUs;
@@ -32,11 +33,13 @@ import json
 import logging
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 from recpoison.errors import ConfigError, DeviceError
 from recpoison.experiment.cells import execute_cell, prepared_dataset, sharing_chain
 from recpoison.experiment.expansion import Cell, CellOutcome
+from recpoison.experiment.progress import ATTACK_PROGRESS
 from recpoison.utils import resolve_device
 
 logger = logging.getLogger(__name__)
@@ -55,8 +58,12 @@ class Backend(Protocol):
     def prepare(self, device: str) -> str:
         """Check ``device`` where the cells will run; return the device the cells get."""
 
-    def run(self, cells: Iterable[Cell], device: str, status: CellStatus) -> Results:
-        """Execute the cells; yield each with its outcome (or exception) when it finishes."""
+    def run(
+        self, cells: Iterable[Cell], device: str, status: CellStatus, checkpoints: Path | None
+    ) -> Results:
+        """Execute the cells; yield each with its outcome (or exception) when it finishes.
+        Size-sharing attacks keep their state in ``checkpoints`` (None: in memory only; see
+        :mod:`recpoison.experiment.progress`)."""
 
 
 def get_backend(
@@ -82,13 +89,16 @@ class LocalBackend:
         resolve_device(device)
         return device
 
-    def run(self, cells: Iterable[Cell], device: str, status: CellStatus) -> Results:
+    def run(
+        self, cells: Iterable[Cell], device: str, status: CellStatus, checkpoints: Path | None
+    ) -> Results:
         for cell in cells:
             status(cell, "starting")
             try:
-                outcome: CellOutcome | Exception = execute_cell(
-                    cell.config, device, status=lambda message, cell=cell: status(cell, message)
-                )
+                with ATTACK_PROGRESS.persisted_in(checkpoints):
+                    outcome: CellOutcome | Exception = execute_cell(
+                        cell.config, device, status=lambda m, cell=cell: status(cell, m)
+                    )
             except Exception as error:  # recorded by the runner
                 outcome = error
             yield cell, outcome
@@ -139,30 +149,21 @@ class RayBackend:
             "retry_exceptions": False,
         }
 
-    def run(self, cells: Iterable[Cell], device: str, status: CellStatus) -> Results:
+    def run(
+        self, cells: Iterable[Cell], device: str, status: CellStatus, checkpoints: Path | None
+    ) -> Results:
         """Submit every cell, then yield results in completion order; cancel what is pending
-        when the consumer stops."""
+        when the consumer stops. The tasks write checkpoints on the node they run on: on a
+        cluster, a folder every node sees (a shared file system) lets any node resume."""
         ray = self.ray
         cell_function = execute_cell  # looked up now, so a substitute (tests) reaches the workers
-
-        def run_chain(
-            configs: list[dict[str, Any]], device: str, data: Any
-        ) -> list[CellOutcome | Exception]:
-            use_task_cpus(ray)
-            outcomes: list[CellOutcome | Exception] = []
-            for config in configs:
-                try:
-                    outcomes.append(cell_function(config, device, data=data))
-                except Exception as error:  # the chain's other cells still run
-                    outcomes.append(error)
-            return outcomes
-
         task = ray.remote(run_chain).options(**self.task_options(device))
         shared: dict[str, Any] = {}
         pending = {}
         for chain in chains(cells):
             data = self._dataset_ref(chain[0], shared)
-            ref = task.remote([cell.config for cell in chain], device, data)
+            configs = [cell.config for cell in chain]
+            ref = task.remote(cell_function, configs, device, data, checkpoints)
             pending[ref] = chain
             for cell in chain:
                 status(cell, "submitted")
@@ -201,6 +202,27 @@ def chains(cells: Iterable[Cell]) -> list[list[Cell]]:
         key = sharing_chain(cell.config)
         groups.setdefault(i if key is None else ("chain", key), []).append(cell)
     return [sorted(group, key=lambda c: c.config.get("size", 0.0)) for group in groups.values()]
+
+
+def run_chain(
+    cell_function: Callable[..., CellOutcome],
+    configs: list[dict[str, Any]],
+    device: str,
+    data: Any,
+    checkpoints: Path | None,
+) -> list[CellOutcome | Exception]:
+    """One Ray task: the cells of one chain in order, on the task's CPUs, with the attacks'
+    checkpoints in ``checkpoints``. A module function, so that the worker runs it with its own
+    imported recpoison (a closure would carry copies of the driver's module state)."""
+    use_task_cpus(_import_ray())
+    outcomes: list[CellOutcome | Exception] = []
+    with ATTACK_PROGRESS.persisted_in(checkpoints):
+        for config in configs:
+            try:
+                outcomes.append(cell_function(config, device, data=data))
+            except Exception as error:  # the chain's other cells still run
+                outcomes.append(error)
+    return outcomes
 
 
 def use_task_cpus(ray: Any) -> int:

@@ -20,7 +20,8 @@ The protocol of one attack cell (Huang et al. 2021, section V):
    surrogate victim when the attack requires one. An attack whose sizes share their work
    (``grows_by_prefix``: poison-model's authors' schedule, the S-attacks, the graph attacks) is
    seeded without the size, so its fake users at a larger size begin with those of a smaller
-   one, and each of its cells goes on from the previous size computed in the same process. An
+   one, and each of its cells goes on from the previous size computed in the same process, or
+   from the checkpoint an earlier process left (:mod:`recpoison.experiment.progress`). An
    attack whose goal is ``availability`` ignores targets: it is generated once per cell and that
    one poisoned dataset serves every target. A target set of type ``none`` has no target items
    (availability attacks only); its cells store one row per retrain and K with ``target_index``
@@ -48,7 +49,6 @@ import inspect
 import json
 import logging
 import time
-from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
@@ -73,6 +73,7 @@ from recpoison.experiment.measures.quality import fit_without_held_out, quality_
 from recpoison.experiment.measures.remedy import RemedyContext, make_remedy
 from recpoison.experiment.measures.target_hr import TargetHits
 from recpoison.experiment.measures.untargeted import UntargetedMetrics, edge_split
+from recpoison.experiment.progress import ATTACK_PROGRESS
 from recpoison.experiment.spec import NO_ATTACK, NO_TARGETS, ComponentSpec, goal_of
 from recpoison.utils import resolve_device
 from recpoison.victims import Recommender, make_victim, victim_class
@@ -347,24 +348,36 @@ def _poison(
     progress_key = None
     if attack.grows_by_prefix():
         progress_key = stable_seed("progress", seeding, [t.tolist() for t in attacked])
-    resumable = _PROGRESS.get(progress_key)
+    resumable = None if progress_key is None else ATTACK_PROGRESS.resumable(progress_key, n_fake)
     if hasattr(attack, "generate_many") and not per_target_view:  # all targets at once
         say(f"attack {config['attack']['name']}: profiles for {len(attacked)} target set(s)")
-        shared = {} if progress_key is None else {"resume_from": resumable}
+        shared = {}
+        if progress_key is not None:
+            shared = {
+                "resume_from": resumable,
+                "on_step": ATTACK_PROGRESS.checkpoint(progress_key),
+            }
         all_profiles = attack.generate_many(
             view, attacked, n_fake, surrogate=surrogate, random_states=seeds, **shared
         )
         progress = attack.progress_ if shared else None
     else:
         all_profiles, progress = [], []
+        earlier = resumable if isinstance(resumable, list) else [None] * len(attacked)
         for t, target in enumerate(attacked):
             say(f"attack {config['attack']['name']}: profiles {t + 1}/{len(attacked)}")
             attack, surrogate = _attack_and_surrogate(config, device, t)
             if per_target_view and len(target):
                 view = attacker_view(train, config, target)
             shared = {}
-            if progress_key is not None:
-                shared = {"resume_from": resumable[t] if isinstance(resumable, list) else None}
+            if progress_key is not None:  # a checkpoint holds every target's latest state
+                done, later = list(progress), earlier[t + 1 :]
+                shared = {
+                    "resume_from": earlier[t],
+                    "on_step": ATTACK_PROGRESS.checkpoint(
+                        progress_key, lambda state, d=done, rest=later: [*d, state, *rest]
+                    ),
+                }
             all_profiles.append(
                 attack.generate(
                     view, target, n_fake, surrogate=surrogate, random_state=seeds[t], **shared
@@ -372,7 +385,7 @@ def _poison(
             )
             progress.append(attack.progress_ if shared else None)
     if progress_key is not None:
-        _remember_progress(progress_key, progress)
+        ATTACK_PROGRESS.remember(progress_key, progress)
     poisoned = [train.with_fake_users(profiles) for profiles in all_profiles]
     attack_info = [
         {**profiles.info, "filler_popularity": filler_popularity(view, profiles)}
@@ -426,32 +439,16 @@ def sharing_chain(config: dict[str, Any]) -> int | None:
     """The key of the cells that share their attack's work, or None for a cell that shares
     with no other: cells whose attack grows by prefix and whose seeding without the size is the
     same (:func:`_attack_seeding`; they differ by size, or only by what the attacker does not
-    see). Such cells must run in one process, smallest size first, for a larger size to go on
-    from a smaller one (:data:`_PROGRESS`); a backend that spreads cells over processes keeps
-    each chain together."""
+    see). A larger size goes on from a smaller one computed before it in the same process, or
+    in another one with the same checkpoint folder (:mod:`recpoison.experiment.progress`); a
+    backend that spreads cells over processes keeps each chain together, smallest size first,
+    so that its sizes never compute the same fake users side by side."""
     if config.get("attack") is None or config["attack"]["name"] == NO_ATTACK:
         return None  # a victim-quality cell, or no attack
     attack = make_attack(config["attack"]["name"], **config["attack"]["params"])
     if not isinstance(attack, Attack) or not attack.grows_by_prefix():
         return None
     return stable_seed("chain", _attack_seeding(config, attack))
-
-
-#: The latest state of each size-sharing attack in this process, by its seeding and targets (one
-#: state for ``generate_many``, a list of one per target for ``generate``): a spec's sizes run in
-#: order in one process (the local backend; on Ray, one task per :func:`sharing_chain`), and each
-#: cell of such an attack goes on from the largest smaller size before it. The attack checks
-#: that the state was made from the same inputs; a fresh process just starts over, with the
-#: same result.
-_PROGRESS: OrderedDict[int, Any] = OrderedDict()
-_PROGRESS_KEPT = 4
-
-
-def _remember_progress(key: int, progress: Any) -> None:
-    _PROGRESS[key] = progress
-    _PROGRESS.move_to_end(key)
-    while len(_PROGRESS) > _PROGRESS_KEPT:
-        _PROGRESS.popitem(last=False)
 
 
 def _retrain(

@@ -9,6 +9,9 @@ failed and the run goes on with the others; the first error is raised at the end
 retries the failed cells). Several runs may share one store at the same time (e.g. one per target
 set, each in its own process): with the local backend a cell another run finished meanwhile is
 skipped when its turn comes, and a cell both computed is stored once (the first writer wins).
+The cells' attacks keep their step-by-step state in ``<store>.progress/`` beside the store
+(:mod:`recpoison.experiment.progress`), so an interrupted cell of a size-sharing attack goes on
+from its last checkpoint.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from recpoison.experiment.backends import Results, get_backend
 from recpoison.experiment.cells import prepared_dataset, resolve_targets
 from recpoison.experiment.expansion import Cell, expand_cells
+from recpoison.experiment.progress import progress_folder
 from recpoison.experiment.spec import Spec, check_data_pairings, parse_spec
 from recpoison.experiment.store import Store
 
@@ -107,7 +111,12 @@ def run_experiment(
             _reporter(progress, len(cells), len(cells) - len(pending)) as report,
             # closing: however the loop ends (Ctrl-C included), the backend cancels its work
             closing(
-                execute.run(_not_done(pending, store, report), device, report.status)
+                execute.run(
+                    _not_done(pending, store, report),
+                    device,
+                    report.status,
+                    progress_folder(store_path),
+                )
             ) as results,
         ):
             failures = _record(results, store, report, run_id)

@@ -1,0 +1,156 @@
+"""Where a size-sharing attack's state waits for the next cell, or for a rerun after a crash.
+
+An attack whose sizes share their work (``grows_by_prefix``: poison-model's authors' schedule,
+the S-attacks, the graph attacks) makes its fake users step by step, and its state after a step
+is all a larger size, or the same size after an interruption, needs to go on from there
+(:mod:`recpoison.attacks.prefix`). :data:`ATTACK_PROGRESS` keeps those states by a key naming the
+attack's seeding and targets, not its size (``cells._poison``):
+
+- in this process's memory, the latest few: a spec's sizes run smallest first in one process,
+  and each cell goes on from the one before;
+- on disk while a backend runs cells with a folder (:meth:`AttackProgress.persisted_in`; the
+  runner uses ``<store>.progress/`` beside the results store): after a step, at most every
+  :data:`CHECKPOINT_SECONDS`, and at the end of every attack. A cell stopped by Ctrl-C, a killed
+  process or the end of a GPU lease then goes on from its last checkpoint when the run is
+  repeated, and a larger size goes on from a smaller one computed by another process. The poison
+  model's steps take minutes each: a 34-fake-user cell on one CPU thread is hours.
+
+A state is resumed only by an attack that checks it was made from the same inputs (its
+fingerprint) and has no more fake users than asked for, so a stale or foreign checkpoint is
+ignored, never used; one that cannot be read (another recpoison version, a CUDA state on a
+machine without CUDA, a truncated file) is ignored with a warning, and the attack starts over.
+Files are written whole (a temporary file renamed into place). The folder holds nothing the
+results need: it may be deleted at any time, at the price of recomputing what it would have
+saved. Its files are Python pickles (``torch.save``): load only folders you wrote yourself.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import time
+from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from recpoison import __version__
+from recpoison.attacks.prefix import StepHook
+
+logger = logging.getLogger(__name__)
+
+#: A checkpoint is written after a step when this many seconds have passed since the last one.
+CHECKPOINT_SECONDS = 30.0
+#: How many attack states this process keeps in memory.
+KEPT_IN_MEMORY = 4
+
+
+def progress_folder(store_path: str | Path) -> Path:
+    """The checkpoint folder of a results store: ``<store>.progress`` beside it."""
+    store_path = Path(store_path)
+    return store_path.with_name(store_path.name + ".progress")
+
+
+class AttackProgress:
+    """The states of size-sharing attacks, by key: in memory, and on disk inside
+    :meth:`persisted_in` (see the module doc)."""
+
+    def __init__(self) -> None:
+        self._memory: OrderedDict[int, Any] = OrderedDict()
+        self.folder: Path | None = None
+        self._unwritable: set[Path] = set()
+
+    @contextmanager
+    def persisted_in(self, folder: str | Path | None) -> Iterator[None]:
+        """Within the block, also read and write states in ``folder`` (created on the first
+        write; ``None``: memory only)."""
+        previous, self.folder = self.folder, None if folder is None else Path(folder)
+        try:
+            yield
+        finally:
+            self.folder = previous
+
+    def clear_memory(self) -> None:
+        self._memory.clear()
+
+    def resumable(self, key: int, n_fake: int) -> Any:
+        """The state of ``key`` with the most fake users, but no more than ``n_fake``, from
+        memory or disk (``None``: start over). For per-target lists, target by target."""
+        candidates = [c for c in (self._memory.get(key), self._load(key)) if c is not None]
+        if candidates and isinstance(candidates[0], list):  # one state per target, same targets
+            return [_furthest(list(states), n_fake) for states in zip(*candidates, strict=True)]
+        return _furthest(candidates, n_fake)
+
+    def remember(self, key: int, progress: Any) -> None:
+        """Keep the state an attack ended with: in memory, and on disk inside a folder."""
+        self._memory[key] = progress
+        self._memory.move_to_end(key)
+        while len(self._memory) > KEPT_IN_MEMORY:
+            self._memory.popitem(last=False)
+        self._save(key, progress)
+
+    def checkpoint(self, key: int, whole: Any = None) -> StepHook | None:
+        """The ``on_step`` hook that writes the state of ``key`` at most every
+        :data:`CHECKPOINT_SECONDS`; ``whole(state)`` makes what is written from the state the
+        attack reports (the per-target list around one target's state). ``None`` outside a
+        folder."""
+        if self.folder is None:
+            return None
+        last = time.monotonic()
+
+        def on_step(state: Any) -> None:
+            nonlocal last
+            if time.monotonic() - last >= CHECKPOINT_SECONDS:
+                self._save(key, whole(state) if whole is not None else state)
+                last = time.monotonic()
+
+        return on_step
+
+    # -- disk -----------------------------------------------------------------------------------
+    def _path(self, key: int) -> Path | None:
+        return None if self.folder is None else self.folder / f"{key}.pt"
+
+    def _load(self, key: int) -> Any:
+        path = self._path(key)
+        if path is None or not path.exists():
+            return None
+        try:
+            payload = torch.load(path, weights_only=False)
+            if payload["recpoison"] != __version__:
+                raise ValueError(f"written by recpoison {payload['recpoison']}")
+            return payload["progress"]
+        except Exception as error:  # any unreadable file: start over, never fail the cell
+            logger.warning("ignoring the attack checkpoint %s (%s); starting over", path, error)
+            return None
+
+    def _save(self, key: int, progress: Any) -> None:
+        path = self._path(key)
+        if path is None or progress is None:
+            return
+        temporary = None
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            handle, temporary = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+            with os.fdopen(handle, "wb") as file:
+                torch.save({"recpoison": __version__, "progress": progress}, file)
+            os.replace(temporary, path)
+        except OSError as error:  # a full or read-only disk costs the checkpoint, not the cell
+            if temporary is not None and os.path.exists(temporary):
+                os.unlink(temporary)
+            if path.parent not in self._unwritable:
+                self._unwritable.add(path.parent)
+                logger.warning("cannot write attack checkpoints to %s: %s", path.parent, error)
+
+
+def _furthest(states: list[Any], n_fake: int) -> Any:
+    """The state with the most fake users not past ``n_fake`` (``None`` if there is none)."""
+    usable = [s for s in states if s is not None and s.n_fake <= n_fake]
+    return max(usable, key=lambda s: s.n_fake, default=None)
+
+
+#: The states of this process (see the module doc).
+ATTACK_PROGRESS = AttackProgress()
