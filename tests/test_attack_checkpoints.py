@@ -95,7 +95,7 @@ def test_an_interrupted_cell_goes_on_from_its_last_checkpoint(
 ):
     """Stopped after 3 fake users, then computed again by a fresh process with the same folder:
     it goes on from there (the first target's 3 fake users one at a time; 3 of every target's
-    at once) and stores exactly the rows of an uninterrupted cell."""
+    at once) and stores exactly the rows of an uninterrupted cell. Each step is announced."""
     (cell,) = attack_cells(spec_of(planted_csv(n_users=60, seed=1), *setup, sizes=[0.1]))
     folder = tmp_path / "progress"
     interrupt_after(monkeypatch, 3)
@@ -108,7 +108,11 @@ def test_an_interrupted_cell_goes_on_from_its_last_checkpoint(
     with ATTACK_PROGRESS.persisted_in(folder):
         resumed = execute_cell(cell.config, "cpu")
     ATTACK_PROGRESS.clear_memory()
-    fresh = execute_cell(cell.config, "cpu")  # no folder: from scratch
+    messages = []
+    fresh = execute_cell(cell.config, "cpu", status=messages.append)  # no folder: from scratch
+    counts = [m.rsplit(": ", 1)[1] for m in messages if m.endswith(" fake users")]
+    steps = [f"{n}/6 fake users" for n in range(1, 7)]  # 10 % of 60 users, step by step
+    assert counts == (steps if setup is POISON_MODEL else steps + steps)  # all targets, or each
     expected = [3, 3] if setup is POISON_MODEL else [3, 0]
     assert [a["resumed_from"] for a in resumed.info["attack"]] == expected
     assert [a["resumed_from"] for a in fresh.info["attack"]] == [0, 0]

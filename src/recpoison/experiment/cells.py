@@ -55,6 +55,7 @@ from typing import Any
 import numpy as np
 
 from recpoison.attacks import Attack, make_attack
+from recpoison.attacks.prefix import StepHook
 from recpoison.attacks.ratings import filler_popularity
 from recpoison.data import transforms
 from recpoison.data.interactions import Interactions
@@ -349,14 +350,15 @@ def _poison(
     if attack.grows_by_prefix():
         progress_key = stable_seed("progress", seeding, [t.tolist() for t in attacked])
     resumable = None if progress_key is None else ATTACK_PROGRESS.resumable(progress_key, n_fake)
+    name = config["attack"]["name"]
     if hasattr(attack, "generate_many") and not per_target_view:  # all targets at once
-        say(f"attack {config['attack']['name']}: profiles for {len(attacked)} target set(s)")
+        what = f"attack {name}: profiles for {len(attacked)} target set(s)"
+        say(what)
         shared = {}
         if progress_key is not None:
-            shared = {
-                "resume_from": resumable,
-                "on_step": ATTACK_PROGRESS.checkpoint(progress_key),
-            }
+            checkpoint = ATTACK_PROGRESS.checkpoint(progress_key)
+            on_step = _step_hook(say, what, n_fake, checkpoint)
+            shared = {"resume_from": resumable, "on_step": on_step}
         all_profiles = attack.generate_many(
             view, attacked, n_fake, surrogate=surrogate, random_states=seeds, **shared
         )
@@ -365,18 +367,20 @@ def _poison(
         all_profiles, progress = [], []
         earlier = resumable if isinstance(resumable, list) else [None] * len(attacked)
         for t, target in enumerate(attacked):
-            say(f"attack {config['attack']['name']}: profiles {t + 1}/{len(attacked)}")
+            what = f"attack {name}: profiles {t + 1}/{len(attacked)}"
+            say(what)
             attack, surrogate = _attack_and_surrogate(config, device, t)
             if per_target_view and len(target):
                 view = attacker_view(train, config, target)
             shared = {}
             if progress_key is not None:  # a checkpoint holds every target's latest state
                 done, later = list(progress), earlier[t + 1 :]
+                checkpoint = ATTACK_PROGRESS.checkpoint(
+                    progress_key, lambda state, d=done, rest=later: [*d, state, *rest]
+                )
                 shared = {
                     "resume_from": earlier[t],
-                    "on_step": ATTACK_PROGRESS.checkpoint(
-                        progress_key, lambda state, d=done, rest=later: [*d, state, *rest]
-                    ),
+                    "on_step": _step_hook(say, what, n_fake, checkpoint),
                 }
             all_profiles.append(
                 attack.generate(
@@ -393,6 +397,18 @@ def _poison(
     ]
     info["attack"] = attack_info
     return poisoned, n_fake
+
+
+def _step_hook(say: Status, what: str, n_fake: int, checkpoint: StepHook | None) -> StepHook:
+    """The ``on_step`` of a size-sharing attack: says how many of the ``n_fake`` fake users are
+    made (after ``what``: the attack and target), then writes the checkpoint, if any."""
+
+    def on_step(state: Any) -> None:
+        say(f"{what}: {state.n_fake}/{n_fake} fake users")
+        if checkpoint is not None:
+            checkpoint(state)
+
+    return on_step
 
 
 #: The cell protocols: targeted / explicit / detection cells, and edge attacks (untargeted).
