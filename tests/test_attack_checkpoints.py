@@ -73,8 +73,8 @@ def interrupt_after(monkeypatch, steps):
     real = ATTACK_PROGRESS.checkpoint
     done = []
 
-    def checkpoint(key, whole=None):
-        hook = real(key, whole)
+    def checkpoint(key, label, whole=None):
+        hook = real(key, label, whole)
 
         def on_step(state):
             hook(state)
@@ -186,3 +186,24 @@ def test_an_unwritable_folder_costs_the_checkpoint_not_the_cell(
     ATTACK_PROGRESS.clear_memory()
     assert outcome.results == execute_cell(cell.config, "cpu").results
     assert list(tmp_path.iterdir()) == [blocked]
+
+
+def test_recpoison_runs_says_how_far_each_checkpointed_attack_got(
+    planted_csv, tmp_path, monkeypatch, every_step, cli
+):
+    """Ctrl-C after 3 of the first target's 6 fake users: `recpoison runs` lists the run as
+    unfinished and the checkpoint with its counts; after the run is repeated, all 6 of each."""
+    spec = spec_of(planted_csv(n_users=60, seed=1), *S_ATTACK, sizes=[0.1])
+    store = tmp_path / "grid.db"
+    interrupt_after(monkeypatch, 3)
+    with pytest.raises(KeyboardInterrupt):
+        run_experiment(spec, store, progress=False)
+    monkeypatch.undo()
+    code, out, _ = cli("runs", "--store", store)
+    assert code == 0 and "(unfinished)" in out
+    assert f"attack checkpoints in {progress_folder(store)}" in out
+    assert "s-tna-inf, 2 target set(s): fake users per target set 3, -, written " in out
+    ATTACK_PROGRESS.clear_memory()
+    run_experiment(spec, store, progress=False)
+    _, out, _ = cli("runs", "--store", store)
+    assert "s-tna-inf, 2 target set(s): 6 fake users per target set, written " in out

@@ -17,8 +17,10 @@ def runs(
     store: Annotated[Path, typer.Option("--store", help="SQLite results store.")] = STORE,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """The runs in a store: id (for `report --run`), experiment, cells done / failed / total."""
+    """The runs in a store: id (for `report --run`), experiment, cells done / failed / total;
+    then the attack checkpoints beside it (how far an unfinished attack got)."""
     from recpoison.experiment import Store
+    from recpoison.experiment.progress import checkpoints_in, progress_folder
 
     with Store.open(store, create=False) as db:
         listed = db.runs()
@@ -35,6 +37,19 @@ def runs(
             f"{run['id']:>4}  {run['name']:<24} {run['done']:>5} {run['failed']:>6} "
             f"{run['cells']:>6}  {run['started']}{state}"
         )
+    folder = progress_folder(store)
+    checkpoints = checkpoints_in(folder)
+    if checkpoints:
+        typer.echo(f"attack checkpoints in {folder} (a run goes on from them):")
+    for checkpoint in checkpoints:
+        counts = checkpoint.fake_users
+        if len(set(counts)) == 1 and counts[0] is not None:
+            made = f"{counts[0]} fake users per target set"
+        else:
+            made = "fake users per target set " + ", ".join(
+                "-" if n is None else str(n) for n in counts
+            )
+        typer.echo(f"  {checkpoint.attack}: {made}, written {checkpoint.written}")
 
 
 @app.command("merge")

@@ -351,12 +351,13 @@ def _poison(
         progress_key = stable_seed("progress", seeding, [t.tolist() for t in attacked])
     resumable = None if progress_key is None else ATTACK_PROGRESS.resumable(progress_key, n_fake)
     name = config["attack"]["name"]
+    label = f"{name}, {len(attacked)} target set(s)"
     if hasattr(attack, "generate_many") and not per_target_view:  # all targets at once
         what = f"attack {name}: profiles for {len(attacked)} target set(s)"
         say(what)
         shared = {}
         if progress_key is not None:
-            checkpoint = ATTACK_PROGRESS.checkpoint(progress_key)
+            checkpoint = ATTACK_PROGRESS.checkpoint(progress_key, label)
             on_step = _step_hook(say, what, n_fake, checkpoint)
             shared = {"resume_from": resumable, "on_step": on_step}
         all_profiles = attack.generate_many(
@@ -376,7 +377,7 @@ def _poison(
             if progress_key is not None:  # a checkpoint holds every target's latest state
                 done, later = list(progress), earlier[t + 1 :]
                 checkpoint = ATTACK_PROGRESS.checkpoint(
-                    progress_key, lambda state, d=done, rest=later: [*d, state, *rest]
+                    progress_key, label, lambda state, d=done, rest=later: [*d, state, *rest]
                 )
                 shared = {
                     "resume_from": earlier[t],
@@ -389,7 +390,7 @@ def _poison(
             )
             progress.append(attack.progress_ if shared else None)
     if progress_key is not None:
-        ATTACK_PROGRESS.remember(progress_key, progress)
+        ATTACK_PROGRESS.remember(progress_key, progress, label)
     poisoned = [train.with_fake_users(profiles) for profiles in all_profiles]
     attack_info = [
         {**profiles.info, "filler_popularity": filler_popularity(view, profiles)}

@@ -26,6 +26,7 @@ saved. Its files are Python pickles (``torch.save``): load only folders you wrot
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import os
 import tempfile
@@ -33,6 +34,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -85,15 +87,16 @@ class AttackProgress:
             return [_furthest(list(states), n_fake) for states in zip(*candidates, strict=True)]
         return _furthest(candidates, n_fake)
 
-    def remember(self, key: int, progress: Any) -> None:
-        """Keep the state an attack ended with: in memory, and on disk inside a folder."""
+    def remember(self, key: int, progress: Any, label: str) -> None:
+        """Keep the state an attack ended with: in memory, and on disk inside a folder
+        (``label`` says which attack it is, for :func:`checkpoints_in`)."""
         self._memory[key] = progress
         self._memory.move_to_end(key)
         while len(self._memory) > KEPT_IN_MEMORY:
             self._memory.popitem(last=False)
-        self._save(key, progress)
+        self._save(key, progress, label)
 
-    def checkpoint(self, key: int, whole: Any = None) -> StepHook | None:
+    def checkpoint(self, key: int, label: str, whole: Any = None) -> StepHook | None:
         """The ``on_step`` hook that writes the state of ``key`` at most every
         :data:`CHECKPOINT_SECONDS`; ``whole(state)`` makes what is written from the state the
         attack reports (the per-target list around one target's state). ``None`` outside a
@@ -105,7 +108,7 @@ class AttackProgress:
         def on_step(state: Any) -> None:
             nonlocal last
             if time.monotonic() - last >= CHECKPOINT_SECONDS:
-                self._save(key, whole(state) if whole is not None else state)
+                self._save(key, whole(state) if whole is not None else state, label)
                 last = time.monotonic()
 
         return on_step
@@ -127,7 +130,7 @@ class AttackProgress:
             logger.warning("ignoring the attack checkpoint %s (%s); starting over", path, error)
             return None
 
-    def _save(self, key: int, progress: Any) -> None:
+    def _save(self, key: int, progress: Any, label: str) -> None:
         path = self._path(key)
         if path is None or progress is None:
             return
@@ -136,7 +139,8 @@ class AttackProgress:
             path.parent.mkdir(parents=True, exist_ok=True)
             handle, temporary = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
             with os.fdopen(handle, "wb") as file:
-                torch.save({"recpoison": __version__, "progress": progress}, file)
+                payload = {"recpoison": __version__, "attack": label, "progress": progress}
+                torch.save(payload, file)
             os.replace(temporary, path)
         except OSError as error:  # a full or read-only disk costs the checkpoint, not the cell
             if temporary is not None and os.path.exists(temporary):
@@ -144,6 +148,40 @@ class AttackProgress:
             if path.parent not in self._unwritable:
                 self._unwritable.add(path.parent)
                 logger.warning("cannot write attack checkpoints to %s: %s", path.parent, error)
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """What one checkpoint file holds: which attack (``attack``: its name and how many target
+    sets), how many fake users each target set has (``None``: not begun), when it was written."""
+
+    path: Path
+    attack: str
+    fake_users: list[int | None]
+    written: str
+
+
+def checkpoints_in(folder: str | Path) -> list[Checkpoint]:
+    """The readable checkpoints of ``folder``, latest first (none for a missing folder)."""
+    found = []
+    for path in Path(folder).glob("*.pt"):
+        try:
+            payload = torch.load(path, weights_only=False)
+        except Exception:  # unreadable: a listing skips what a run would skip too
+            continue
+        states = payload["progress"]
+        if not isinstance(states, list):  # one state for every target set (generate_many)
+            states = [states] * len(getattr(states, "rngs", [states]))
+        written = dt.datetime.fromtimestamp(path.stat().st_mtime, dt.UTC)
+        found.append(
+            Checkpoint(
+                path,
+                payload.get("attack", "?"),
+                [None if s is None else int(s.n_fake) for s in states],
+                written.isoformat(timespec="seconds"),
+            )
+        )
+    return sorted(found, key=lambda c: c.written, reverse=True)
 
 
 def _furthest(states: list[Any], n_fake: int) -> Any:
