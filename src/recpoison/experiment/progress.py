@@ -32,7 +32,7 @@ import os
 import tempfile
 import time
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -96,7 +96,9 @@ class AttackProgress:
             self._memory.popitem(last=False)
         self._save(key, progress, label)
 
-    def checkpoint(self, key: int, label: str, whole: Any = None) -> StepHook | None:
+    def checkpoint(
+        self, key: int, label: str, whole: Callable[[Any], Any] | None = None
+    ) -> StepHook | None:
         """The ``on_step`` hook that writes the state of ``key`` at most every
         :data:`CHECKPOINT_SECONDS`; ``whole(state)`` makes what is written from the state the
         attack reports (the per-target list around one target's state). ``None`` outside a
