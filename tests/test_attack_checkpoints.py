@@ -13,7 +13,7 @@ import torch
 from recpoison.experiment import progress
 from recpoison.experiment.cells import execute_cell
 from recpoison.experiment.expansion import expand_cells
-from recpoison.experiment.progress import ATTACK_PROGRESS, progress_folder
+from recpoison.experiment.progress import ATTACK_PROGRESS, checkpoints_in, progress_folder
 from recpoison.experiment.runner import run_experiment
 from recpoison.experiment.spec import parse_spec
 
@@ -165,6 +165,7 @@ def test_an_unreadable_checkpoint_is_ignored_with_a_warning(
         execute_cell(small.config, "cpu")
     (checkpoint,) = folder.glob("*.pt")
     spoil(checkpoint)
+    assert checkpoints_in(folder) == []  # `recpoison runs` lists what a run would use
     ATTACK_PROGRESS.clear_memory()
     with caplog.at_level(logging.WARNING), ATTACK_PROGRESS.persisted_in(folder):
         again = execute_cell(large.config, "cpu")

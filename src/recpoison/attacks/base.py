@@ -50,7 +50,7 @@ class Attack(ABC):
         the runner then seeds the attack independently of its size and passes ``resume_from``
         (the ``progress_`` a smaller size left) to ``generate``, or to ``generate_many`` when it
         attacks all targets at once; both accept it, and ``on_step``, a function called with the
-        state after each step (the runner's checkpoint, :mod:`recpoison.experiment.checkpoints`:
+        state after each step (the runner's checkpoint, :mod:`recpoison.experiment.progress`:
         an interrupted attack goes on from its last step)."""
         return False
 

@@ -124,10 +124,7 @@ class AttackProgress:
         if path is None or not path.exists():
             return None
         try:
-            payload = torch.load(path, weights_only=False)
-            if payload["recpoison"] != __version__:
-                raise ValueError(f"written by recpoison {payload['recpoison']}")
-            return payload["progress"]
+            return _read(path)["progress"]
         except Exception as error:  # any unreadable file: start over, never fail the cell
             logger.warning("ignoring the attack checkpoint %s (%s); starting over", path, error)
             return None
@@ -168,7 +165,7 @@ def checkpoints_in(folder: str | Path) -> list[Checkpoint]:
     found = []
     for path in Path(folder).glob("*.pt"):
         try:
-            payload = torch.load(path, weights_only=False)
+            payload = _read(path)
         except Exception:  # unreadable: a listing skips what a run would skip too
             continue
         states = payload["progress"]
@@ -184,6 +181,14 @@ def checkpoints_in(folder: str | Path) -> list[Checkpoint]:
             )
         )
     return sorted(found, key=lambda c: c.written, reverse=True)
+
+
+def _read(path: Path) -> dict[str, Any]:
+    """A checkpoint file's payload; raises for a file this recpoison version does not use."""
+    payload = torch.load(path, weights_only=False)
+    if payload["recpoison"] != __version__:
+        raise ValueError(f"written by recpoison {payload['recpoison']}")
+    return payload
 
 
 def _furthest(states: list[Any], n_fake: int) -> Any:
