@@ -134,6 +134,13 @@ class EdgeAttack(ABC):
     ) -> EdgePerturbation:
         """Flip ``budget`` edges of ``train`` (implicit data); return the perturbed data."""
 
+    def grows_by_prefix(self) -> bool:
+        """Whether, with the same random state, a budget's flips are the first flips of every
+        larger budget (the meta-gradient attacks, :class:`~recpoison.attacks.prefix.FlipProgress`):
+        the runner then seeds the attack without its budget and passes ``perturb`` the
+        ``resume_from`` and ``on_step`` that :meth:`Attack.grows_by_prefix` describes."""
+        return False
+
     def get_params(self) -> dict[str, Any]:
         names = [p for p in inspect.signature(type(self).__init__).parameters if p != "self"]
         return {name: getattr(self, name) for name in names}

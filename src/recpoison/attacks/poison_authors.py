@@ -35,7 +35,7 @@ instead of 3 + 7 + 20 + 34 = 64).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -73,6 +73,11 @@ class AuthorsProgress:
     ratings: list[np.ndarray]
     negatives: list[list[np.ndarray]]
     traces: list[list[dict[str, Any]]]
+    unit: ClassVar[str] = "fake users"
+
+    @property
+    def size(self) -> int:
+        return self.n_fake
 
     def continues(self, fingerprint: str | None, n_fake: int, per_step: int) -> bool:
         """Whether an attack of ``n_fake`` fake users with inputs ``fingerprint`` may go on from

@@ -8,9 +8,13 @@ without the size, and a cell of a larger size goes on from the state a smaller o
 (``resume_from``) instead of starting over. A paper's five sizes 0.3/0.5/1/3/5 % of 671 users
 then cost 34 fake users per target instead of 2 + 3 + 7 + 20 + 34 = 66.
 
+The meta-gradient edge attacks (:mod:`recpoison.attacks.meta`) share their budgets the same way:
+each meta-gradient inserts the best remaining flips given the flips before it, so a budget's flips
+are the first flips of every larger budget (:class:`FlipProgress`).
+
 A state carries a fingerprint (SHA-256) of every input besides the size; an attack resumes only
-from a state with the same fingerprint and no more fake users than it is asked for, so a stale or
-foreign state is never used, just ignored.
+from a state with the same fingerprint and no larger ``size`` (fake users, or flips: its
+``unit``) than it is asked for, so a stale or foreign state is never used, just ignored.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ import time
 from abc import abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -74,10 +78,15 @@ class SequentialProgress:
     ratings: list[np.ndarray] = field(default_factory=list)
     state: dict[str, Any] = field(default_factory=dict)
     resumed_from: int = 0
+    unit: ClassVar[str] = "fake users"
 
     @property
     def n_fake(self) -> int:
         return len(self.fillers)
+
+    @property
+    def size(self) -> int:
+        return self.n_fake
 
     def profiles(
         self, train: Interactions, targets: np.ndarray, info: dict[str, Any]
@@ -96,6 +105,30 @@ class SequentialProgress:
         """Whether an attack of ``n_fake`` fake users with inputs ``fingerprint`` may go on
         from here: same inputs and no more fake users yet."""
         return fingerprint is not None and fingerprint == self.fingerprint and self.n_fake <= n_fake
+
+
+@dataclass
+class FlipProgress:
+    """The state of a meta-gradient edge attack after some whole steps (meta-gradients of
+    ``flips_per_step`` flips each): the training pairs each step inserted (``picked``, indices
+    into the attack's pairs, which its random state redraws) and the surrogate's loss and
+    accuracy measured at each step. A larger budget with the same inputs (``fingerprint``) goes
+    on from it; a final partial step is never part of it, so every larger budget may."""
+
+    fingerprint: str | None
+    picked: list[np.ndarray] = field(default_factory=list)
+    losses: list[float] = field(default_factory=list)
+    accuracies: list[float] = field(default_factory=list)
+    unit: ClassVar[str] = "flips"
+
+    @property
+    def size(self) -> int:
+        return sum(len(step) for step in self.picked)
+
+    def continues(self, fingerprint: str | None, budget: int) -> bool:
+        """Whether an attack of ``budget`` flips with inputs ``fingerprint`` may go on from
+        here: same inputs and no more flips yet."""
+        return fingerprint is not None and fingerprint == self.fingerprint and self.size <= budget
 
 
 class SequentialAttack(Attack):

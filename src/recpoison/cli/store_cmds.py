@@ -42,11 +42,11 @@ def runs(
     if checkpoints:
         typer.echo(f"attack checkpoints in {folder} (a run goes on from them):")
     for checkpoint in checkpoints:
-        counts = checkpoint.fake_users
+        counts, unit = checkpoint.done, checkpoint.unit
         if len(set(counts)) == 1 and counts[0] is not None:
-            made = f"{counts[0]} fake users per target set"
+            made = f"{counts[0]} {unit}" + (" per target set" if len(counts) > 1 else "")
         else:
-            made = "fake users per target set " + ", ".join(
+            made = f"{unit} per target set " + ", ".join(
                 "-" if n is None else str(n) for n in counts
             )
         typer.echo(f"  {checkpoint.attack}: {made}, written {checkpoint.written}")

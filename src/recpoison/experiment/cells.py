@@ -39,7 +39,10 @@ The protocol of one attack cell (Huang et al. 2021, section V):
 A spec with an edge attack (goal ``untargeted``, Aravind's thesis) runs every cell under the
 untargeted protocol instead (:func:`_edge_cell`, chosen through :data:`PROTOCOLS`): the
 attack flips edges of the training interactions and the retrained victim's accuracy, AUROC and
-BCE are measured on labelled edges (:mod:`~recpoison.experiment.measures.untargeted`).
+BCE are measured on labelled edges (:mod:`~recpoison.experiment.measures.untargeted`). Its
+meta-gradient attacks share their budgets as the fake-user attacks above share their sizes: one
+flip sequence, seeded without the size, serves every budget, and an interrupted cell goes on
+from its last meta-gradient.
 """
 
 from __future__ import annotations
@@ -54,7 +57,7 @@ from typing import Any
 
 import numpy as np
 
-from recpoison.attacks import Attack, make_attack
+from recpoison.attacks import make_attack
 from recpoison.attacks.prefix import StepHook
 from recpoison.attacks.ratings import filler_popularity
 from recpoison.data import transforms
@@ -303,11 +306,26 @@ def _edge_cell(
     poisoned, flips = split.train, np.zeros((0, 3), dtype=np.int64)
     if config["attack"]["name"] != NO_ATTACK:
         budget = max(1, round(config["size"] * split.n_negatives))
-        say(f"attack {config['attack']['name']}: {budget} flips")
+        what = f"attack {config['attack']['name']}: {budget} flips"
+        say(what)
         attack, surrogate = _attack_and_surrogate(config, device, 0)
+        seeding = _attack_seeding(config, attack)
+        shared, progress_key = {}, stable_seed("progress", seeding)
+        if attack.grows_by_prefix():
+            checkpoint = ATTACK_PROGRESS.checkpoint(progress_key, config["attack"]["name"])
+            shared = {
+                "resume_from": ATTACK_PROGRESS.resumable(progress_key, budget),
+                "on_step": _step_hook(say, what, budget, checkpoint),
+            }
         perturbation = attack.perturb(
-            split.train, budget, surrogate=surrogate, random_state=stable_seed("attack", config)
+            split.train,
+            budget,
+            surrogate=surrogate,
+            random_state=stable_seed("attack", seeding),
+            **shared,
         )
+        if shared:
+            ATTACK_PROGRESS.remember(progress_key, attack.progress_, config["attack"]["name"])
         poisoned, flips = perturbation.data, perturbation.flips
         info.update(n_fake=perturbation.n_flips, attack=[perturbation.info])
     metrics = UntargetedMetrics(split, flips, config["retrains"], victim_seed)
@@ -400,12 +418,13 @@ def _poison(
     return poisoned, n_fake
 
 
-def _step_hook(say: Status, what: str, n_fake: int, checkpoint: StepHook | None) -> StepHook:
-    """The ``on_step`` of a size-sharing attack: says how many of the ``n_fake`` fake users are
-    made (after ``what``: the attack and target), then writes the checkpoint, if any."""
+def _step_hook(say: Status, what: str, size: int, checkpoint: StepHook | None) -> StepHook:
+    """The ``on_step`` of a size-sharing attack: says how many of the ``size`` fake users (or
+    flips) are made (after ``what``: the attack and target), then writes the checkpoint, if
+    any."""
 
     def on_step(state: Any) -> None:
-        say(f"{what}: {state.n_fake}/{n_fake} fake users")
+        say(f"{what}: {state.size}/{size} {state.unit}")
         if checkpoint is not None:
             checkpoint(state)
 
@@ -463,7 +482,7 @@ def sharing_chain(config: dict[str, Any]) -> int | None:
     if config.get("attack") is None or config["attack"]["name"] == NO_ATTACK:
         return None  # a victim-quality cell, or no attack
     attack = make_attack(config["attack"]["name"], **config["attack"]["params"])
-    if not isinstance(attack, Attack) or not attack.grows_by_prefix():
+    if not attack.grows_by_prefix():
         return None
     return stable_seed("chain", _attack_seeding(config, attack))
 

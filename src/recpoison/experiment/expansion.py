@@ -171,8 +171,11 @@ def expand_cells(spec: Spec) -> list[Cell]:
 
 
 def _surrogate_key(spec: Spec, victim: ComponentSpec, attack: ComponentSpec) -> dict | None:
+    """The surrogate of an attack that trains one: one that requires a surrogate, or a
+    differentiable one (the meta-gradient attacks, which fall back to a GMF only through the
+    API); the spec's ``surrogate:``, else the victim itself (white-box)."""
     cls = attack_class_or_none(attack.name)
-    if cls is None or "surrogate" not in cls.requires:
+    if cls is None or not cls.requires & {"surrogate", "differentiable"}:
         return None
     return spec.surrogate_for(victim).key()
 

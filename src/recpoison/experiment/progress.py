@@ -1,9 +1,10 @@
 """Where a size-sharing attack's state waits for the next cell, or for a rerun after a crash.
 
 An attack whose sizes share their work (``grows_by_prefix``: poison-model's authors' schedule,
-the S-attacks, the graph attacks) makes its fake users step by step, and its state after a step
-is all a larger size, or the same size after an interruption, needs to go on from there
-(:mod:`recpoison.attacks.prefix`). :data:`ATTACK_PROGRESS` keeps those states by a key naming the
+the S-attacks, the graph attacks, the meta-gradient edge attacks) makes its fake users (or flips)
+step by step, and its state after a step is all a larger size, or the same size after an
+interruption, needs to go on from there (:mod:`recpoison.attacks.prefix`; a state's ``size`` is
+how far it got, in its ``unit``). :data:`ATTACK_PROGRESS` keeps those states by a key naming the
 attack's seeding and targets, not its size (``cells._poison``):
 
 - in this process's memory, the latest few: a spec's sizes run smallest first in one process,
@@ -79,13 +80,13 @@ class AttackProgress:
     def clear_memory(self) -> None:
         self._memory.clear()
 
-    def resumable(self, key: int, n_fake: int) -> Any:
-        """The state of ``key`` with the most fake users, but no more than ``n_fake``, from
-        memory or disk (``None``: start over). For per-target lists, target by target."""
+    def resumable(self, key: int, size: int) -> Any:
+        """The state of ``key`` that got furthest, but not past ``size``, from memory or disk
+        (``None``: start over). For per-target lists, target by target."""
         candidates = [c for c in (self._memory.get(key), self._load(key)) if c is not None]
         if candidates and isinstance(candidates[0], list):  # one state per target, same targets
-            return [_furthest(list(states), n_fake) for states in zip(*candidates, strict=True)]
-        return _furthest(candidates, n_fake)
+            return [_furthest(list(states), size) for states in zip(*candidates, strict=True)]
+        return _furthest(candidates, size)
 
     def remember(self, key: int, progress: Any, label: str) -> None:
         """Keep the state an attack ended with: in memory, and on disk inside a folder
@@ -152,11 +153,13 @@ class AttackProgress:
 @dataclass(frozen=True)
 class Checkpoint:
     """What one checkpoint file holds: which attack (``attack``: its name and how many target
-    sets), how many fake users each target set has (``None``: not begun), when it was written."""
+    sets), how far each target set got (``done``, in ``unit``: fake users or flips; ``None``:
+    not begun), when it was written."""
 
     path: Path
     attack: str
-    fake_users: list[int | None]
+    done: list[int | None]
+    unit: str
     written: str
 
 
@@ -172,11 +175,13 @@ def checkpoints_in(folder: str | Path) -> list[Checkpoint]:
         if not isinstance(states, list):  # one state for every target set (generate_many)
             states = [states] * len(getattr(states, "rngs", [states]))
         written = dt.datetime.fromtimestamp(path.stat().st_mtime, dt.UTC)
+        begun = [s for s in states if s is not None]
         found.append(
             Checkpoint(
                 path,
                 payload.get("attack", "?"),
-                [None if s is None else int(s.n_fake) for s in states],
+                [None if s is None else int(s.size) for s in states],
+                begun[0].unit if begun else "fake users",
                 written.isoformat(timespec="seconds"),
             )
         )
@@ -191,10 +196,10 @@ def _read(path: Path) -> dict[str, Any]:
     return payload
 
 
-def _furthest(states: list[Any], n_fake: int) -> Any:
-    """The state with the most fake users not past ``n_fake`` (``None`` if there is none)."""
-    usable = [s for s in states if s is not None and s.n_fake <= n_fake]
-    return max(usable, key=lambda s: s.n_fake, default=None)
+def _furthest(states: list[Any], size: int) -> Any:
+    """The state that got furthest, not past ``size`` (``None`` if there is none)."""
+    usable = [s for s in states if s is not None and s.size <= size]
+    return max(usable, key=lambda s: s.size, default=None)
 
 
 #: The states of this process (see the module doc).
