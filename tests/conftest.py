@@ -1,4 +1,5 @@
-"""Shared fixtures: tiny planted datasets (Interactions is immutable, so session scope is safe)."""
+"""Shared fixtures: tiny planted datasets (Interactions is immutable, so session scope is safe),
+the CLI, and attack checkpoints after every step."""
 
 import os
 import sys
@@ -10,7 +11,8 @@ import torch
 from recpoison.cli import main
 from recpoison.data import Interactions, planted
 from recpoison.data.transforms import item_popularity
-from recpoison.experiment import Store, expand_cells, parse_spec
+from recpoison.experiment import Store, expand_cells, parse_spec, progress
+from recpoison.experiment.progress import ATTACK_PROGRESS
 from recpoison.metrics import target_hit_ratio
 from recpoison.victims.neural import NeuMF
 
@@ -65,6 +67,16 @@ def planted_csv(tmp_path_factory):
         return written[key]
 
     return write
+
+
+@pytest.fixture
+def checkpoint_every_step(monkeypatch):
+    """Attack checkpoints after every step, and an empty memory of attack states before and
+    after the test (as in a fresh process)."""
+    monkeypatch.setattr(progress, "CHECKPOINT_SECONDS", 0.0)
+    ATTACK_PROGRESS.clear_memory()
+    yield
+    ATTACK_PROGRESS.clear_memory()
 
 
 @pytest.fixture

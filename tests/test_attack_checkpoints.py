@@ -59,15 +59,6 @@ def attack_cells(spec):
     return [c for c in expand_cells(parse_spec(spec)) if c.labels.get("attack") == name]
 
 
-@pytest.fixture
-def every_step(monkeypatch):
-    """Checkpoints after every step, and an empty memory before and after (a fresh process)."""
-    monkeypatch.setattr(progress, "CHECKPOINT_SECONDS", 0.0)
-    ATTACK_PROGRESS.clear_memory()
-    yield
-    ATTACK_PROGRESS.clear_memory()
-
-
 def interrupt_after(monkeypatch, steps):
     """Ctrl-C right after the attack's ``steps``-th step has been checkpointed."""
     real = ATTACK_PROGRESS.checkpoint
@@ -91,7 +82,7 @@ def interrupt_after(monkeypatch, steps):
     "setup", [S_ATTACK, GRAPH_ATTACK, POISON_MODEL], ids=lambda s: s[0]["name"]
 )
 def test_an_interrupted_cell_goes_on_from_its_last_checkpoint(
-    planted_csv, tmp_path, monkeypatch, every_step, setup
+    planted_csv, tmp_path, monkeypatch, checkpoint_every_step, setup
 ):
     """Stopped after 3 fake users, then computed again by a fresh process with the same folder:
     it goes on from there (the first target's 3 fake users one at a time; 3 of every target's
@@ -122,7 +113,7 @@ def test_an_interrupted_cell_goes_on_from_its_last_checkpoint(
 
 
 def test_a_larger_size_goes_on_from_a_smaller_one_another_run_computed(
-    planted_csv, tmp_path, every_step
+    planted_csv, tmp_path, checkpoint_every_step
 ):
     """Run 1 computes 5 %; run 2, in a fresh process (empty memory), adds 10 % and goes on from
     run 1's fake users through the folder beside the store, with the numbers of 10 % alone."""
@@ -156,7 +147,7 @@ def other_version(path):
 
 @pytest.mark.parametrize("spoil", [corrupt, other_version])
 def test_an_unreadable_checkpoint_is_ignored_with_a_warning(
-    planted_csv, tmp_path, every_step, caplog, spoil
+    planted_csv, tmp_path, checkpoint_every_step, caplog, spoil
 ):
     path = planted_csv(n_users=60, seed=1)
     small, large = attack_cells(spec_of(path, *GRAPH_ATTACK, sizes=[0.05, 0.1]))
@@ -176,7 +167,7 @@ def test_an_unreadable_checkpoint_is_ignored_with_a_warning(
 
 
 def test_an_unwritable_folder_costs_the_checkpoint_not_the_cell(
-    planted_csv, tmp_path, every_step, caplog
+    planted_csv, tmp_path, checkpoint_every_step, caplog
 ):
     (cell,) = attack_cells(spec_of(planted_csv(n_users=60, seed=1), *GRAPH_ATTACK, sizes=[0.1]))
     blocked = tmp_path / "a-file"
@@ -190,7 +181,7 @@ def test_an_unwritable_folder_costs_the_checkpoint_not_the_cell(
 
 
 def test_recpoison_runs_says_how_far_each_checkpointed_attack_got(
-    planted_csv, tmp_path, monkeypatch, every_step, cli
+    planted_csv, tmp_path, monkeypatch, checkpoint_every_step, cli
 ):
     """Ctrl-C after 3 of the first target's 6 fake users: `recpoison runs` lists the run as
     unfinished and the checkpoint with its counts; after the run is repeated, all 6 of each."""

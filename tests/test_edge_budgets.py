@@ -11,7 +11,6 @@ import pytest
 from recpoison.attacks import make_attack
 from recpoison.data import planted
 from recpoison.data.transforms import binarize
-from recpoison.experiment import progress
 from recpoison.experiment.cells import _attack_and_surrogate, execute_cell
 from recpoison.experiment.expansion import expand_cells
 from recpoison.experiment.progress import ATTACK_PROGRESS, checkpoints_in
@@ -29,20 +28,8 @@ def data():
 
 
 @pytest.fixture
-def csv_path(tmp_path, monkeypatch):
-    tiny = planted(60, 40, n_factors=3, ratings_per_user=8, rating_scale=None, random_state=0)
-    tiny.to_frame().to_csv(tmp_path / "tiny.csv", index=False)
-    monkeypatch.chdir(tmp_path)
-    return "tiny.csv"
-
-
-@pytest.fixture
-def fresh_memory(monkeypatch):
-    """Checkpoints after every meta-gradient, and an empty memory around the test."""
-    monkeypatch.setattr(progress, "CHECKPOINT_SECONDS", 0.0)
-    ATTACK_PROGRESS.clear_memory()
-    yield
-    ATTACK_PROGRESS.clear_memory()
+def csv_path(planted_csv):
+    return str(planted_csv())
 
 
 @pytest.mark.parametrize("name", ["meta", "meta-approx", "meta-new-users"])
@@ -84,7 +71,7 @@ def meta_cells(spec):
 
 
 def test_an_interrupted_edge_cell_goes_on_from_its_last_meta_gradient(
-    csv_path, tmp_path, monkeypatch, fresh_memory
+    csv_path, tmp_path, monkeypatch, checkpoint_every_step
 ):
     (cell,) = meta_cells(spec_of(csv_path, [0.048]))  # 4.8 % of 420 negatives: 20 flips
     folder = tmp_path / "progress"
@@ -121,7 +108,7 @@ def test_an_interrupted_edge_cell_goes_on_from_its_last_meta_gradient(
     assert resumed.info["untargeted"] == fresh.info["untargeted"]
 
 
-def test_a_spec_s_budgets_share_one_flip_sequence(csv_path, tmp_path, fresh_memory):
+def test_a_spec_s_budgets_share_one_flip_sequence(csv_path, tmp_path, checkpoint_every_step):
     """Budgets of 20 and 42 flips in one run: the larger goes on from the smaller's 18 flips (six
     whole meta-gradients) and stores what a run of the larger budget alone stores."""
     run_experiment(spec_of(csv_path, [0.048, 0.1]), tmp_path / "both.db", progress=False)
@@ -153,3 +140,30 @@ def test_meta_cells_train_the_spec_s_surrogate_or_the_victim(csv_path):
     assert transfer.config["surrogate"] == mlp
     _, surrogate = _attack_and_surrogate(transfer.config, "cpu", 0)
     assert isinstance(surrogate, MLP) and surrogate.get_params()["layers"] == [8, 4]
+
+
+def test_a_smaller_budget_goes_on_from_a_larger_one_s_first_steps_and_keeps_it(
+    csv_path, tmp_path, checkpoint_every_step
+):
+    """Run 1 computes 42 flips; run 2, in a fresh process, 20 flips: it takes the first six
+    meta-gradients of run 1's checkpoint, stores the rows of 20 flips alone, and leaves the
+    checkpoint of 42 flips in place for larger budgets."""
+    store = tmp_path / "grid.db"
+    run_experiment(spec_of(csv_path, [0.1]), store, progress=False)
+    ATTACK_PROGRESS.clear_memory()
+    run_experiment(spec_of(csv_path, [0.048]), store, progress=False)
+    ATTACK_PROGRESS.clear_memory()
+    run_experiment(spec_of(csv_path, [0.048]), tmp_path / "alone.db", progress=False)
+
+    def smaller_cell(path):
+        with sqlite3.connect(path) as db:
+            query = "SELECT info_json FROM cells WHERE config_json LIKE '%\"size\": 0.048,%'"
+            ((info,),) = db.execute(query).fetchall()
+        return json.loads(info)
+
+    shared, single = smaller_cell(store), smaller_cell(tmp_path / "alone.db")
+    assert shared["attack"][0]["resumed_from"] == 18
+    assert single["attack"][0]["resumed_from"] == 0
+    assert shared["untargeted"] == single["untargeted"]
+    (kept,) = checkpoints_in(tmp_path / "grid.db.progress")
+    assert kept.done == [42]

@@ -125,6 +125,19 @@ class FlipProgress:
     def size(self) -> int:
         return sum(len(step) for step in self.picked)
 
+    def within(self, budget: int) -> FlipProgress:
+        """The state after this one's first whole steps that fit in ``budget`` flips: what an
+        attack of ``budget`` flips with the same inputs reached on its way (so a smaller budget
+        goes on from a larger one's state too)."""
+        kept, total = 0, 0
+        for step in self.picked:
+            if total + len(step) > budget:
+                break
+            kept, total = kept + 1, total + len(step)
+        return FlipProgress(
+            self.fingerprint, self.picked[:kept], self.losses[:kept], self.accuracies[:kept]
+        )
+
     def continues(self, fingerprint: str | None, budget: int) -> bool:
         """Whether an attack of ``budget`` flips with inputs ``fingerprint`` may go on from
         here: same inputs and no more flips yet."""

@@ -42,7 +42,7 @@ from typing import Any
 import torch
 
 from recpoison import __version__
-from recpoison.attacks.prefix import StepHook
+from recpoison.attacks.prefix import FlipProgress, StepHook
 
 logger = logging.getLogger(__name__)
 
@@ -82,20 +82,23 @@ class AttackProgress:
 
     def resumable(self, key: int, size: int) -> Any:
         """The state of ``key`` that got furthest, but not past ``size``, from memory or disk
-        (``None``: start over). For per-target lists, target by target."""
+        (``None``: start over). For per-target lists, target by target. An edge attack's state
+        past ``size`` serves through its first steps (:meth:`FlipProgress.within`)."""
         candidates = [c for c in (self._memory.get(key), self._load(key)) if c is not None]
+        candidates = [c.within(size) if isinstance(c, FlipProgress) else c for c in candidates]
         if candidates and isinstance(candidates[0], list):  # one state per target, same targets
             return [_furthest(list(states), size) for states in zip(*candidates, strict=True)]
         return _furthest(candidates, size)
 
     def remember(self, key: int, progress: Any, label: str) -> None:
         """Keep the state an attack ended with: in memory, and on disk inside a folder
-        (``label`` says which attack it is, for :func:`checkpoints_in`)."""
-        self._memory[key] = progress
+        (``label`` says which attack it is, for :func:`checkpoints_in`); a state that got
+        further, kept before (a larger size run first), stays."""
+        self._memory[key] = _furthest_of(progress, self._memory.get(key))
         self._memory.move_to_end(key)
         while len(self._memory) > KEPT_IN_MEMORY:
             self._memory.popitem(last=False)
-        self._save(key, progress, label)
+        self._save(key, self._memory[key], label)
 
     def checkpoint(
         self, key: int, label: str, whole: Callable[[Any], Any] | None = None
@@ -131,9 +134,11 @@ class AttackProgress:
             return None
 
     def _save(self, key: int, progress: Any, label: str) -> None:
+        """Write ``progress``, or what the file already holds where that got further."""
         path = self._path(key)
         if path is None or progress is None:
             return
+        progress = _furthest_of(progress, self._load(key))
         temporary = None
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -200,6 +205,20 @@ def _furthest(states: list[Any], size: int) -> Any:
     """The state that got furthest, not past ``size`` (``None`` if there is none)."""
     usable = [s for s in states if s is not None and s.size <= size]
     return max(usable, key=lambda s: s.size, default=None)
+
+
+def _furthest_of(new: Any, old: Any) -> Any:
+    """``new``, except where ``old`` (the same key's earlier state) got further: target by
+    target for per-target lists."""
+    if old is None or new is None:
+        return old if new is None else new
+    if isinstance(new, list) != isinstance(old, list):
+        return new
+    if isinstance(new, list):
+        if len(new) != len(old):
+            return new
+        return [_furthest_of(n, o) for n, o in zip(new, old, strict=True)]
+    return old if old.size > new.size else new
 
 
 #: The states of this process (see the module doc).
