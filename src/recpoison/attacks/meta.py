@@ -117,8 +117,9 @@ class MetaAttack(EdgeAttack):
 
     ``steps`` (T) and ``lr`` of the surrogate's inner training with ``optimizer`` (``"adam"`` or
     ``"sgd"``); ``negative_ratio`` sampled negatives per interaction; ``flips_per_step`` flips per
-    meta-gradient; ``max_memory_gb`` the most the meta-gradient may use. The surrogate (default:
-    a GMF with the victims' defaults) must be a differentiable NCF victim (gmf, mlp, neumf).
+    meta-gradient; ``max_memory_gb`` the most the meta-gradient may use. The surrogate (through
+    the API default a GMF with the victims' defaults; in a spec, its ``surrogate:`` or else the
+    victim's architecture) must be a differentiable NCF victim (gmf, mlp, neumf).
     ``info`` records, per meta-gradient, the surrogate's training loss and accuracy on
     ``A⁺ ∪ A⁻`` at θ_T (``P^S_j`` of Algorithm 1) and the estimated peak memory, and how many
     flips the call resumed from (``resumed_from``); ``progress_`` holds the state of its whole
