@@ -13,6 +13,7 @@ from recpoison.experiment import build_report, expand_cells, parse_spec, run_exp
 from recpoison.experiment.measures.untargeted import edge_metrics, edge_split
 from recpoison.experiment.plots import write_plots
 from recpoison.experiment.report import to_markdown, write_report
+from recpoison.experiment.report_measures import crossed_standard_error, standard_error
 from recpoison.presets import load_preset
 
 GMF = {"name": "gmf", "params": {"epochs": 20, "embedding_dim": 8, "batch_size": 256, "lr": 0.01}}
@@ -174,3 +175,99 @@ def test_aravind_thesis_preset_validates_with_the_meta_attacks():
     assert {c.config["protocol"] for c in expand_cells(spec) if c.kind == "attack"} == {
         "untargeted"
     }
+
+
+# -- attack_draws: an edge cell draws its attack several times, retrains each draw with the clean
+# victim's seeds, and the report's standard errors cover the attack's randomness (draws x seeds)
+@pytest.fixture(scope="module")
+def drawn(csv_path, stored, tmp_path_factory):
+    """The stores of the same spec with one attack draw and with three."""
+    three = tmp_path_factory.mktemp("draws") / "three.db"
+    run_experiment(edge_spec(csv_path, attack_draws=3), three, progress=False)
+    return stored[0], three
+
+
+def infos(store):
+    rows = sqlite3.connect(store).execute("SELECT config_json, info_json FROM cells")
+    return {json.loads(c)["attack"]["name"]: json.loads(i) for c, i in rows}
+
+
+def test_draw_zero_is_the_single_draw_cell_and_the_other_draws_differ(drawn):
+    one, three = drawn
+    single, drawn = infos(one)["random-edges"]["untargeted"], infos(three)["random-edges"]
+    assert drawn["untargeted"]["draws"] == 3
+    accuracy = np.asarray(drawn["untargeted"]["train_accuracy"]).reshape(3, 3)
+    np.testing.assert_allclose(accuracy[0], single["train_accuracy"])  # batched with the others
+    assert not np.allclose(accuracy[1], accuracy[0]) and not np.allclose(accuracy[2], accuracy[0])
+    assert len(drawn["attack"]) == 3 and len(drawn["untargeted"]["n_train_edges"]) == 3
+    assert infos(three)["none"] == infos(one)["none"]  # the clean victim is not drawn
+
+
+def test_the_clean_cell_keeps_its_key_and_only_attack_cells_hold_the_draws(csv_path):
+    plain, drawn = (
+        {c.labels["attack"]: c.key for c in expand_cells(parse_spec(edge_spec(csv_path, **draws)))}
+        for draws in ({}, {"attack_draws": 3})
+    )
+    assert plain["none"] == drawn["none"] and plain["random-edges"] != drawn["random-edges"]
+
+
+def test_the_report_averages_every_draw_and_its_error_covers_them(drawn):
+    one, three = drawn
+    single = build_report(one).set_index("attack").loc["random-edges"]
+    drawn = build_report(three).set_index("attack").loc["random-edges"]
+    assert single["attack_draws"] == 1 and drawn["attack_draws"] == 3
+    values = np.asarray(infos(three)["random-edges"]["untargeted"]["train_accuracy"])
+    assert drawn["train_accuracy"] == pytest.approx(values.mean())
+    assert drawn["train_accuracy_se"] == pytest.approx(crossed_standard_error(values.reshape(3, 3)))
+    clean = np.asarray(infos(three)["none"]["untargeted"]["train_accuracy"])
+    drops = clean[None, :] - values.reshape(3, 3)
+    assert drawn["train_accuracy_drop"] == pytest.approx(drops.mean())
+    assert drawn["train_accuracy_drop_se"] == pytest.approx(crossed_standard_error(drops))
+    assert drawn["train_accuracy_drop_se"] > 0
+    one_draw = infos(one)["random-edges"]["untargeted"]["train_accuracy"]
+    assert single["train_accuracy_se"] == pytest.approx(standard_error(np.asarray(one_draw)))
+    assert "Each attack drawn 3 times" in to_markdown(build_report(three))
+    assert "Each attack drawn" not in to_markdown(build_report(one))
+
+
+def test_crossed_standard_error_matches_the_spread_of_the_mean_across_experiments():
+    rng = np.random.default_rng(0)
+    n_draws, n_seeds, trials = 4, 5, 4000
+    draw, seed, noise = 1.0, 0.5, 0.3  # the standard deviations of a_d, b_r, e_dr
+    x = (
+        rng.normal(0, draw, (trials, n_draws, 1))
+        + rng.normal(0, seed, (trials, 1, n_seeds))
+        + rng.normal(0, noise, (trials, n_draws, n_seeds))
+    )
+    truth = np.sqrt(draw**2 / n_draws + seed**2 / n_seeds + noise**2 / (n_draws * n_seeds))
+    assert x.mean(axis=(1, 2)).std() == pytest.approx(truth, rel=0.05)
+    estimated = np.sqrt(np.mean([crossed_standard_error(t) ** 2 for t in x]))
+    assert estimated == pytest.approx(truth, rel=0.05)
+    naive = np.sqrt(np.mean([standard_error(t.ravel()) ** 2 for t in x]))
+    assert naive < 0.6 * truth  # treating the 20 values as independent understates it
+
+
+def test_crossed_standard_error_edge_cases():
+    column = np.array([[0.1], [0.4], [0.2]])
+    assert crossed_standard_error(column) == pytest.approx(standard_error(column[:, 0]))
+    with_nan = np.array([[0.1, 0.2], [np.nan, 0.3], [0.3, 0.5]])
+    assert crossed_standard_error(with_nan) == pytest.approx(
+        crossed_standard_error(with_nan[[0, 2]])
+    )
+    assert np.isnan(crossed_standard_error(np.array([[0.1, 0.2]])))
+    constant = np.full((3, 4), 0.5)
+    assert crossed_standard_error(constant) == 0
+
+
+def test_attack_draws_is_refused_for_targeted_attacks(planted_csv):
+    spec = {
+        "name": "targeted",
+        "datasets": [{"source": str(planted_csv())}],
+        "victims": [{"name": "als-mf"}],
+        "attacks": [{"name": "random"}],
+        "sizes": [0.05],
+        "targets": [{"type": "random", "count": 2}],
+        "attack_draws": 2,
+    }
+    with pytest.raises(ConfigError, match="attack_draws: only edge attacks"):
+        parse_spec(spec)

@@ -58,6 +58,7 @@ from typing import Any
 import numpy as np
 
 from recpoison.attacks import make_attack
+from recpoison.attacks.base import EdgePerturbation
 from recpoison.attacks.prefix import StepHook
 from recpoison.attacks.ratings import filler_popularity
 from recpoison.data import transforms
@@ -76,7 +77,12 @@ from recpoison.experiment.measures.explicit import (
 from recpoison.experiment.measures.quality import fit_without_held_out, quality_rows
 from recpoison.experiment.measures.remedy import RemedyContext, make_remedy
 from recpoison.experiment.measures.target_hr import TargetHits
-from recpoison.experiment.measures.untargeted import UntargetedMetrics, edge_split
+from recpoison.experiment.measures.untargeted import (
+    EdgeSplit,
+    UntargetedMetrics,
+    edge_split,
+    merge_draws,
+)
 from recpoison.experiment.progress import ATTACK_PROGRESS
 from recpoison.experiment.spec import NO_ATTACK, NO_TARGETS, ComponentSpec, goal_of
 from recpoison.utils import resolve_device
@@ -184,9 +190,10 @@ def attacker_config(config: dict[str, Any]) -> dict[str, Any]:
 
     With a spec-level ``surrogate:`` (``shared_attacker`` in the config) the attacker knows
     nothing of the victim, so the victim is left out: every victim of the spec faces the same
-    fake users (a transfer table). The remedy is always left out (:func:`before_remedy`).
+    fake users (a transfer table). The remedy is always left out (:func:`before_remedy`), and so
+    is ``attack_draws``: draw 0 of a cell that draws its attack several times is the single draw.
     """
-    seeded = before_remedy(config)
+    seeded = {k: v for k, v in before_remedy(config).items() if k != "attack_draws"}
     if not seeded.get("shared_attacker"):
         return seeded
     return {k: v for k, v in seeded.items() if k not in ("victim", "shared_attacker")}
@@ -295,7 +302,10 @@ def _edge_cell(
     The budget of an edge attack is ``max(1, round(size * |A⁻|))`` flips, ``|A⁻|`` the sampled
     training negatives (the thesis's "percentage of 0-edges perturbed"). Every cell of a
     (dataset, victim) uses the same split and victim seeds, so the ``none`` cell is the clean
-    victim of each attack cell, retrain by retrain.
+    victim of each attack cell, retrain by retrain. With ``attack_draws: D`` the attack runs
+    ``D`` times with independent seeds (draw 0 is the cell's single draw) and each perturbed
+    dataset is retrained with the same victim seeds, so the cell holds ``D x retrains`` paired
+    measurements and the report's standard errors cover the attack's randomness too.
     """
     seed = stable_seed("edges", config["seed"], config["dataset"], config["negative_ratio"])
     split = edge_split(data, config["negative_ratio"], seed)
@@ -303,41 +313,68 @@ def _edge_cell(
         "victim", config["seed"], config["dataset"], config["victim"], config["targets"]
     )
     info: dict[str, Any] = {"n_real": data.n_real, "n_fake": 0}
-    poisoned, flips = split.train, np.zeros((0, 3), dtype=np.int64)
+    perturbed = [(split.train, np.zeros((0, 3), dtype=np.int64))]
     if config["attack"]["name"] != NO_ATTACK:
-        budget = max(1, round(config["size"] * split.n_negatives))
-        what = f"attack {config['attack']['name']}: {budget} flips"
-        say(what)
-        attack, surrogate = _attack_and_surrogate(config, device, 0)
-        seeding = _attack_seeding(config, attack)
-        shared, progress_key = {}, stable_seed("progress", seeding)
-        if attack.grows_by_prefix():
-            checkpoint = ATTACK_PROGRESS.checkpoint(progress_key, config["attack"]["name"])
-            shared = {
-                "resume_from": ATTACK_PROGRESS.resumable(progress_key, budget),
-                "on_step": _step_hook(say, what, budget, checkpoint),
-            }
-        perturbation = attack.perturb(
-            split.train,
-            budget,
-            surrogate=surrogate,
-            random_state=stable_seed("attack", seeding),
-            **shared,
-        )
-        if shared:
-            ATTACK_PROGRESS.remember(progress_key, attack.progress_, config["attack"]["name"])
-        poisoned, flips = perturbation.data, perturbation.flips
-        info.update(n_fake=perturbation.n_flips, attack=[perturbation.info])
-    metrics = UntargetedMetrics(split, flips, config["retrains"], victim_seed)
-    held_out = np.full(poisoned.n_users, -1, dtype=np.int64)
+        draws = config.get("attack_draws", 1)
+        perturbations = [_flip_edges(split, config, device, say, d) for d in range(draws)]
+        perturbed = [(p.data, p.flips) for p in perturbations]
+        info.update(n_fake=perturbations[0].n_flips, attack=[p.info for p in perturbations])
+    metrics = [
+        UntargetedMetrics(split, flips, config["retrains"], victim_seed, dataset=d)
+        for d, (_, flips) in enumerate(perturbed)
+    ]
+    held_out = np.full(perturbed[0][0].n_users, -1, dtype=np.int64)  # new users: all draws
     held_out[: len(split.test_items)] = split.test_items
     _retrain(
-        config, [poisoned], [metrics], seed=victim_seed, device=device, say=say, held_out=held_out
+        config,
+        [poisoned for poisoned, _ in perturbed],
+        metrics,
+        seed=victim_seed,
+        device=device,
+        say=say,
+        held_out=held_out,
     )
-    info["untargeted"] = metrics.info()
+    info["untargeted"] = merge_draws([m.info() for m in metrics])
     no_targets = np.zeros(0, dtype=np.int64)
     hits = TargetHits(no_targets, config["ks"], config["retrains"])
     return _rows(config, data, no_targets, [hits.columns]), info
+
+
+def _flip_edges(
+    split: EdgeSplit, config: dict[str, Any], device: str, say: Status, draw: int
+) -> EdgePerturbation:
+    """Draw ``draw`` of the cell's edge attack on the training interactions of ``split``.
+
+    Draw 0 is seeded as a single-draw cell is (so ``attack_draws`` only adds draws); a
+    meta-gradient attack's draw shares its flips with the same draw at other budgets and goes
+    on from its checkpoint (:mod:`recpoison.experiment.progress`).
+    """
+    budget = max(1, round(config["size"] * split.n_negatives))
+    what = f"attack {config['attack']['name']}: {budget} flips"
+    if config.get("attack_draws", 1) > 1:
+        what += f", draw {draw + 1}/{config['attack_draws']}"
+    say(what)
+    attack, surrogate = _attack_and_surrogate(config, device, draw)
+    seeding = _attack_seeding(config, attack)
+    if draw:
+        seeding = {**seeding, "draw": draw}
+    shared, progress_key = {}, stable_seed("progress", seeding)
+    if attack.grows_by_prefix():
+        checkpoint = ATTACK_PROGRESS.checkpoint(progress_key, config["attack"]["name"])
+        shared = {
+            "resume_from": ATTACK_PROGRESS.resumable(progress_key, budget),
+            "on_step": _step_hook(say, what, budget, checkpoint),
+        }
+    perturbation = attack.perturb(
+        split.train,
+        budget,
+        surrogate=surrogate,
+        random_state=stable_seed("attack", seeding),
+        **shared,
+    )
+    if shared:
+        ATTACK_PROGRESS.remember(progress_key, attack.progress_, config["attack"]["name"])
+    return perturbation
 
 
 def _poison(
@@ -506,8 +543,8 @@ def _retrain(
     ``retrains`` replicas get the same seeds, those of the clean victim (the ``none`` cell and an
     explicit cell's clean fit use ``seed`` with ``retrains`` replicas), however the datasets are
     grouped: so each poisoned replica is paired with the clean replica of its seed, and results
-    do not depend on :func:`replicas_per_fit`. ``held_out`` (one dataset only) gives each
-    user's held-out test item, never sampled as a training negative.
+    do not depend on :func:`replicas_per_fit`. ``held_out`` gives each user's held-out test
+    item, never sampled as a training negative (the datasets then have the same users).
     """
     retrains = config["retrains"]
     trained = [_victim_view(d, config) for d in datasets]
@@ -522,12 +559,12 @@ def _retrain(
         n_replicas = retrains * len(members)
         model = _new_victim(config["victim"], n_replicas, seeds * len(members), device)
         say(f"training {n_replicas} {config['victim']['name']} replicas")
-        if len(members) > 1:
-            model.fit([trained[t] for t in members for _ in range(retrains)])
-        elif held_out is not None:
-            fit_without_held_out(model, trained[0], held_out)
+        per_replica = [trained[t] for t in members for _ in range(retrains)]
+        data = per_replica if len(members) > 1 else trained[members[0]]
+        if held_out is not None:
+            fit_without_held_out(model, data, held_out)
         else:
-            model.fit(trained[members[0]])
+            model.fit(data)
         say("measuring")
         fit = Fit(model, trained, members, shared, retrains)
         for measurement in measurements:

@@ -30,6 +30,12 @@ def is_untargeted(spec: Spec) -> bool:
 def check_edge_spec(spec: Spec) -> None:
     """Refuse what the untargeted protocol cannot measure (ConfigError naming the key)."""
     if not is_untargeted(spec):
+        if spec.attack_draws != 1:
+            raise ConfigError(
+                "attack_draws: only edge attacks draw their attack several times; a targeted "
+                "cell attacks each target separately, so its standard error over targets "
+                "already holds the attack's randomness; remove it"
+            )
         return
     for i, attack in enumerate(spec.attacks):
         if attack.name != NO_ATTACK and goal_of(attack) != UNTARGETED:

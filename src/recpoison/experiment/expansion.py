@@ -98,9 +98,11 @@ def expand_cells(spec: Spec) -> list[Cell]:
             base["shared_attacker"] = True
         if is_untargeted(spec):  # edge attacks: every cell measures accuracy / AUROC
             base.update(protocol="untargeted", negative_ratio=spec.negative_ratio)
-        detection = {"remedy": spec.remedy.key()} if spec.remedy else {}
+        attack_only = {"remedy": spec.remedy.key()} if spec.remedy else {}
         if spec.detector_train_fake is not None:  # only when set: existing cell keys stay valid
-            detection["detector_train_fake"] = spec.detector_train_fake
+            attack_only["detector_train_fake"] = spec.detector_train_fake
+        if spec.attack_draws != 1:  # attack cells only: the clean victim has no attack to draw
+            attack_only["attack_draws"] = spec.attack_draws
         for victim in spec.victims:
             names = {"dataset": dataset.display, "victim": victim.display}
             if spec.victim_quality:
@@ -152,7 +154,7 @@ def expand_cells(spec: Spec) -> list[Cell]:
                                         "knowledge": knowledge.model_dump(),
                                         "surrogate": surrogate,
                                         "detector": spec.detector.key() if spec.detector else None,
-                                        **detection,
+                                        **attack_only,
                                     },
                                     {
                                         **names,

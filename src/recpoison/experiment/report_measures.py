@@ -8,6 +8,9 @@ victim of the same (dataset, victim): the ``none`` cell, whose retrain ``r`` has
 and data split as retrain ``r`` of every attack cell, so the drop is averaged over the paired
 differences ``clean_r - attacked_r`` and its SE is theirs (``<metric>_drop``,
 ``<metric>_drop_se``; a negative loss drop is a rise). ``n_fake`` holds the number of flips N_p.
+A cell with ``attack_draws: D > 1`` holds ``D x retrains`` values, retrain ``r`` of every draw
+trained with retrain ``r``'s victim seed: a crossed design (draws x victim seeds), whose mean
+gets the standard error of :func:`crossed_standard_error`; ``attack_draws`` is a column.
 
 Remedies (``remedy:`` in the spec): ``remedy_seconds`` (the remedy's seconds in the cell),
 ``remedy_retrain_seconds`` (a full retrain without the flagged users: the same for ``retrain``,
@@ -26,8 +29,13 @@ from recpoison.experiment.measures.untargeted import METRICS as EDGE_METRICS
 from recpoison.experiment.spec import NO_ATTACK
 
 #: Report columns of untargeted cells, in display order.
-UNTARGETED_COLUMNS = tuple(
-    f"{metric}{suffix}" for metric in EDGE_METRICS for suffix in ("", "_se", "_drop", "_drop_se")
+UNTARGETED_COLUMNS = (
+    "attack_draws",
+    *(
+        f"{metric}{suffix}"
+        for metric in EDGE_METRICS
+        for suffix in ("", "_se", "_drop", "_drop_se")
+    ),
 )
 #: Report columns of cells with an explicit remedy.
 REMEDY_COLUMNS = (
@@ -44,9 +52,14 @@ def measure_columns(info: dict[str, Any]) -> dict[str, Any]:
     """The untargeted and remedy columns of one cell (from its info)."""
     row: dict[str, Any] = {}
     if "untargeted" in info:
-        values = {m: np.asarray(info["untargeted"][m], dtype=float) for m in EDGE_METRICS}
+        draws = int(info["untargeted"].get("draws", 1))
+        values = {
+            m: np.asarray(info["untargeted"][m], dtype=float).reshape(draws, -1)
+            for m in EDGE_METRICS
+        }
         for metric, array in values.items():
-            row[metric], row[f"{metric}_se"] = float(np.mean(array)), standard_error(array)
+            row[metric], row[f"{metric}_se"] = _mean_and_se(array)
+        row["attack_draws"] = draws
         row[_PER_RETRAIN] = values
     if "remedy" in info:
         remedy = info["remedy"]
@@ -74,10 +87,10 @@ def add_drops(frame: pd.DataFrame) -> pd.DataFrame:
         if not isinstance(values, dict) or base is None:
             continue
         for metric in EDGE_METRICS:
-            n = min(len(values[metric]), len(base[metric]))
-            paired = base[metric][:n] - values[metric][:n]
-            frame.loc[index, f"{metric}_drop"] = float(np.mean(paired))
-            frame.loc[index, f"{metric}_drop_se"] = standard_error(paired)
+            n = min(values[metric].shape[1], base[metric].shape[1])
+            paired = base[metric][:1, :n] - values[metric][:, :n]  # [draws, retrains]
+            mean, se = _mean_and_se(paired)
+            frame.loc[index, f"{metric}_drop"], frame.loc[index, f"{metric}_drop_se"] = mean, se
     return frame.drop(columns=[_PER_RETRAIN])
 
 
@@ -100,7 +113,8 @@ UNTARGETED_TABLES = (
 def untargeted_markdown(report: pd.DataFrame) -> list[str]:
     """Tables shaped like the thesis's Tables 4.2-4.5: one row per number of perturbations
     N_p (and its share of the sampled negatives), one column per attack; row 0 is the clean
-    victim. Cells read ``mean ± SE`` over retrains."""
+    victim. Cells read ``mean ± SE`` over retrains (and attack draws: a note under the
+    heading says so)."""
     lines: list[str] = []
     for (dataset, victim), frame in report.groupby(["dataset", "victim"], sort=False):
         frame = frame[frame["k"] == frame["k"].min()]
@@ -108,10 +122,20 @@ def untargeted_markdown(report: pd.DataFrame) -> list[str]:
         attacked = frame[frame["attack"] != NO_ATTACK]
         attacks = list(dict.fromkeys(attacked["attack"]))
         sizes = sorted(attacked["size"].dropna().unique())
+        draws = int(attacked["attack_draws"].fillna(1).max()) if len(attacked) else 1
+        note = (
+            [
+                f"Each attack drawn {draws} times, each draw retrained with the clean victim's "
+                "seeds; ± is the standard error over draws and victim seeds (crossed design).",
+                "",
+            ]
+            if draws > 1
+            else []
+        )
         for column, caption, percent in UNTARGETED_TABLES:
             if column not in frame.columns or frame[column].isna().all():
                 continue
-            lines += [f"### {dataset} · {victim} — {caption}", ""]
+            lines += [f"### {dataset} · {victim} — {caption}", "", *note]
             lines.append("| N_p | N_p (% of sampled negatives) | " + " | ".join(attacks) + " |")
             lines.append("|---" * (len(attacks) + 2) + "|")
             if not clean.empty:
@@ -167,6 +191,40 @@ def _value(row: pd.Series, column: str, percent: bool) -> str:
 
 def _fmt(value: Any) -> str:
     return "–" if value is None or pd.isna(value) else f"{value:.4f}"
+
+
+def _mean_and_se(values: np.ndarray) -> tuple[float, float]:
+    """Mean and standard error of ``[draws, retrains]`` values (one draw: over retrains)."""
+    if len(values) == 1:
+        return float(np.mean(values)), standard_error(values[0])
+    return float(np.mean(values)), crossed_standard_error(values)
+
+
+def crossed_standard_error(values: np.ndarray) -> float:
+    """Standard error of the mean of ``[D, R]`` values of a crossed design: row ``d`` an attack
+    draw, column ``r`` a victim seed shared by every draw, x_dr = μ + a_d + b_r + e_dr.
+
+    Var(mean) = σ²_a/D + σ²_b/R + σ²_e/(DR) is estimated from the two-way ANOVA mean squares
+    (MS_draw, MS_seed, MS_residual) as (MS_draw + MS_seed − MS_residual)/(DR), never below
+    MS_residual/(DR); with one victim seed, over draws alone. The standard error over all DR
+    values as if independent would understate it: the draws share their victim seeds. Draws
+    with a non-finite value are left out (NaN with fewer than 2 draws left).
+    """
+    values = np.asarray(values, dtype=float)
+    values = values[np.isfinite(values).all(axis=1)]
+    n_draws, n_seeds = values.shape
+    if n_draws < 2:
+        return np.nan
+    if n_seeds == 1:
+        return standard_error(values[:, 0])
+    mean = values.mean()
+    draws, seeds = values.mean(axis=1), values.mean(axis=0)
+    ms_draw = n_seeds * np.sum((draws - mean) ** 2) / (n_draws - 1)
+    ms_seed = n_draws * np.sum((seeds - mean) ** 2) / (n_seeds - 1)
+    residual = values - draws[:, None] - seeds[None, :] + mean
+    ms_residual = np.sum(residual**2) / ((n_draws - 1) * (n_seeds - 1))
+    variance = max(ms_draw + ms_seed - ms_residual, ms_residual) / (n_draws * n_seeds)
+    return float(np.sqrt(variance))
 
 
 def standard_error(values: np.ndarray) -> float:

@@ -197,6 +197,11 @@ class Spec(_Strict):
     them, recording HR_t only). ``negative_ratio`` is, for edge attacks (the untargeted protocol
     of Aravind's thesis, :mod:`recpoison.experiment.edge_spec`), the number of sampled negative
     edges per training positive; ``sizes`` are then fractions of those negatives.
+    ``attack_draws`` (edge attacks only) runs each attack cell's attack that many times with
+    independent seeds, each perturbed dataset retrained ``retrains`` times with the clean
+    victim's seeds: the report's standard errors then cover the attack's own randomness (its
+    flips, its surrogate), not only the victim's. Targeted cells need none: each target is
+    attacked separately, so their standard error over targets already holds it.
     """
 
     name: str
@@ -221,6 +226,7 @@ class Spec(_Strict):
     detector_train_fake: Annotated[int, Field(ge=2)] | None = None
     remedy: ComponentSpec | None = None
     negative_ratio: Annotated[float, Field(gt=0, le=10)] = 1.0
+    attack_draws: Annotated[int, Field(ge=1, le=100)] = 1
     victim_data: Literal["as-is", "binarized"] = "as-is"
     device: str = "auto"
     seed: int = 0

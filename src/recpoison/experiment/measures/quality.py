@@ -9,6 +9,7 @@ user has not that many). No model selection on test data: the epochs are fixed.
 from __future__ import annotations
 
 import inspect
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -21,8 +22,11 @@ from recpoison.victims.base import Recommender
 QUALITY_K, QUALITY_NEGATIVES = 10, 99
 
 
-def fit_without_held_out(model: Recommender, train: Interactions, test_items: np.ndarray) -> None:
-    """Fit ``model`` on ``train``, never sampling a user's held-out item as a negative."""
+def fit_without_held_out(
+    model: Recommender, train: Interactions | Sequence[Interactions], test_items: np.ndarray
+) -> None:
+    """Fit ``model`` on ``train`` (one dataset, or one per replica), never sampling a user's
+    held-out item as a negative."""
     if "exclude_items" in inspect.signature(model.fit).parameters:
         model.fit(train, exclude_items=test_items)
     else:

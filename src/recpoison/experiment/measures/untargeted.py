@@ -108,13 +108,17 @@ class UntargetedMetrics:
     attacks flip only sampled training negatives, which never hold an unseen edge, but an
     attack that sees only the training interactions (``random-edges``) may insert an unseen
     one, whose label the victim would then have been trained on. A user whose held-out
-    interaction was inserted is left out of HR@10 / NDCG@10 for the same reason.
+    interaction was inserted is left out of HR@10 / NDCG@10 for the same reason. ``dataset``
+    is the index of the perturbed dataset among those the retrain step trains on (one per
+    attack draw): the measurement reads the replicas that trained on it.
     """
 
-    def __init__(self, split: EdgeSplit, flips: np.ndarray, retrains: int, seed: int) -> None:
+    def __init__(
+        self, split: EdgeSplit, flips: np.ndarray, retrains: int, seed: int, dataset: int = 0
+    ) -> None:
         n_items = split.train.n_items
         flipped = flips[:, 0] * n_items + flips[:, 1] if len(flips) else np.zeros(0, np.int64)
-        self.split, self.seed = split, seed
+        self.split, self.seed, self.dataset = split, seed, dataset
         self.train_edges = split.train_edges.without(flipped, n_items)
         self.unseen_edges = split.unseen_edges.without(flipped, n_items)
         users = np.arange(len(split.test_items))
@@ -124,9 +128,15 @@ class UntargetedMetrics:
         self.values = {name: np.full(retrains, np.nan) for name in METRICS}
 
     def observe(self, fit: Fit) -> None:
-        model, trained = fit.model, fit.datasets[0]
+        if fit.shared:
+            block = slice(None)
+        elif self.dataset in fit.members:
+            block = fit.block(fit.members.index(self.dataset))
+        else:
+            return  # another draw's replicas
+        model, trained = fit.model, fit.datasets[0 if fit.shared else self.dataset]
         for prefix, edges in (("train", self.train_edges), ("unseen", self.unseen_edges)):
-            logits = pair_predictions(model, edges.users, edges.items)
+            logits = pair_predictions(model, edges.users, edges.items)[block]
             for name, values in edge_metrics(logits, edges.labels).items():
                 self.values[f"{prefix}_{name}"][:] = values
         test_items = np.full(trained.n_users, -1, dtype=np.int64)
@@ -139,7 +149,8 @@ class UntargetedMetrics:
             quality_negatives(trained),
             random_state=self.seed,
         )
-        self.values["hr_at_10"][:], self.values["ndcg_at_10"][:] = scores["hr"], scores["ndcg"]
+        self.values["hr_at_10"][:] = scores["hr"][block]
+        self.values["ndcg_at_10"][:] = scores["ndcg"][block]
 
     def info(self) -> dict[str, Any]:
         """The per-retrain metrics and the number of labelled edges they were measured on."""
@@ -149,6 +160,22 @@ class UntargetedMetrics:
             "n_unseen_edges": len(self.unseen_edges.labels),
             "n_negatives": self.split.n_negatives,
         }
+
+
+def merge_draws(infos: list[dict[str, Any]]) -> dict[str, Any]:
+    """One cell's ``"untargeted"`` info from the :meth:`UntargetedMetrics.info` of each attack
+    draw: a single draw's as it is; several draws' metrics concatenated draw by draw (``draws x
+    retrains`` values, retrain ``r`` of every draw with the same victim seed), with ``draws``
+    and each draw's edge counts."""
+    if len(infos) == 1:
+        return infos[0]
+    return {
+        **{name: [v for info in infos for v in info[name]] for name in METRICS},
+        "draws": len(infos),
+        "n_train_edges": [info["n_train_edges"] for info in infos],
+        "n_unseen_edges": [info["n_unseen_edges"] for info in infos],
+        "n_negatives": infos[0]["n_negatives"],
+    }
 
 
 def edge_metrics(logits: np.ndarray, labels: np.ndarray) -> dict[str, np.ndarray]:
