@@ -1,6 +1,7 @@
 """Experiment specs: strict validation, one-line errors, overrides, pairings and presets."""
 
 import copy
+from pathlib import Path
 
 import pytest
 
@@ -10,6 +11,7 @@ from recpoison.experiment.spec import (
     Spec,
     apply_overrides,
     check_data_pairings,
+    load_spec,
     parse_spec,
 )
 from recpoison.presets import describe_presets, load_preset, preset_names, preset_text
@@ -165,6 +167,16 @@ def test_every_preset_validates_and_expands(name):
     spec = parse_spec(load_preset(name))
     assert spec.name == name and spec.description
     assert preset_text(name).lstrip().startswith("#")  # documented in comments
+    cells = expand_cells(spec)
+    assert len({cell.key for cell in cells}) == len(cells) > 0
+
+
+@pytest.mark.parametrize(
+    "path", sorted((Path(__file__).parents[1] / "experiments").glob("*.yaml")), ids=lambda p: p.name
+)
+def test_every_spec_in_experiments_validates_and_expands(path):
+    spec = load_spec(path)
+    assert spec.description and path.read_text().lstrip().startswith("#")
     cells = expand_cells(spec)
     assert len({cell.key for cell in cells}) == len(cells) > 0
 
