@@ -167,3 +167,26 @@ def test_a_smaller_budget_goes_on_from_a_larger_one_s_first_steps_and_keeps_it(
     assert shared["untargeted"] == single["untargeted"]
     (kept,) = checkpoints_in(tmp_path / "grid.db.progress")
     assert kept.done == [42]
+
+
+def test_each_attack_draw_has_its_own_checkpoint_and_draw_zero_is_the_single_draw(
+    csv_path, tmp_path, checkpoint_every_step
+):
+    """attack_draws: 2 in a store that ran one draw: draw 0 goes on from the one-draw cell's
+    checkpoint (the same flips), draw 1 starts its own, listed as "meta (draw 2)"."""
+    store = tmp_path / "draws.db"
+    run_experiment(spec_of(csv_path, [0.1]), store, progress=False)
+    ATTACK_PROGRESS.clear_memory()
+    run_experiment(spec_of(csv_path, [0.1], attack_draws=2), store, progress=False)
+    with sqlite3.connect(store) as db:
+        infos = {
+            json.loads(config).get("attack_draws", 1): json.loads(info)
+            for config, info in db.execute("SELECT config_json, info_json FROM cells")
+        }
+    one, two = infos[1]["attack"], infos[2]["attack"]
+    assert len(one) == 1 and len(two) == 2
+    assert two[0]["resumed_from"] == 42 and two[1]["resumed_from"] == 0  # 14 whole steps of 3
+    assert two[0]["surrogate_loss"] == one[0]["surrogate_loss"]
+    assert two[1]["surrogate_loss"] != one[0]["surrogate_loss"]
+    labels = sorted(c.attack for c in checkpoints_in(f"{store}.progress"))
+    assert labels == ["meta", "meta (draw 2)"]

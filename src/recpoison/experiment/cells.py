@@ -359,8 +359,9 @@ def _flip_edges(
     if draw:
         seeding = {**seeding, "draw": draw}
     shared, progress_key = {}, stable_seed("progress", seeding)
+    label = config["attack"]["name"] + (f" (draw {draw + 1})" if draw else "")
     if attack.grows_by_prefix():
-        checkpoint = ATTACK_PROGRESS.checkpoint(progress_key, config["attack"]["name"])
+        checkpoint = ATTACK_PROGRESS.checkpoint(progress_key, label)
         shared = {
             "resume_from": ATTACK_PROGRESS.resumable(progress_key, budget),
             "on_step": _step_hook(say, what, budget, checkpoint),
@@ -373,7 +374,7 @@ def _flip_edges(
         **shared,
     )
     if shared:
-        ATTACK_PROGRESS.remember(progress_key, attack.progress_, config["attack"]["name"])
+        ATTACK_PROGRESS.remember(progress_key, attack.progress_, label)
     return perturbation
 
 
