@@ -319,25 +319,41 @@ def _edge_cell(
         perturbations = [_flip_edges(split, config, device, say, d) for d in range(draws)]
         perturbed = [(p.data, p.flips) for p in perturbations]
         info.update(n_fake=perturbations[0].n_flips, attack=[p.info for p in perturbations])
-    metrics = [
-        UntargetedMetrics(split, flips, config["retrains"], victim_seed, dataset=d)
-        for d, (_, flips) in enumerate(perturbed)
-    ]
     held_out = np.full(perturbed[0][0].n_users, -1, dtype=np.int64)  # new users: all draws
     held_out[: len(split.test_items)] = split.test_items
-    _retrain(
-        config,
-        [poisoned for poisoned, _ in perturbed],
-        metrics,
-        seed=victim_seed,
-        device=device,
-        say=say,
-        held_out=held_out,
-    )
-    info["untargeted"] = merge_draws([m.info() for m in metrics])
+    metrics: dict[int, UntargetedMetrics] = {}
+    for draws_alike in _same_size(perturbed):
+        group = {
+            d: UntargetedMetrics(split, perturbed[d][1], config["retrains"], victim_seed, dataset=i)
+            for i, d in enumerate(draws_alike)
+        }
+        _retrain(
+            config,
+            [perturbed[d][0] for d in draws_alike],
+            list(group.values()),
+            seed=victim_seed,
+            device=device,
+            say=say,
+            held_out=held_out,
+        )
+        metrics.update(group)
+    info["untargeted"] = merge_draws([metrics[d].info() for d in range(len(perturbed))])
     no_targets = np.zeros(0, dtype=np.int64)
     hits = TargetHits(no_targets, config["ks"], config["retrains"])
     return _rows(config, data, no_targets, [hits.columns]), info
+
+
+def _same_size(perturbed: list[tuple[Interactions, np.ndarray]]) -> list[list[int]]:
+    """The draws whose perturbed data have the same number of interactions, in draw order.
+
+    A batched fit pads a smaller replica's epoch with resampled instances up to the largest
+    one's, so only draws of one size train together: each draw's replicas then train exactly as
+    in a fit of that draw alone, and draw 0 as in a one-draw cell (``meta-similar-users``'
+    draws copy different numbers of real users' items)."""
+    by_size: dict[int, list[int]] = {}
+    for d, (poisoned, _) in enumerate(perturbed):
+        by_size.setdefault(poisoned.n_ratings, []).append(d)
+    return list(by_size.values())
 
 
 def _flip_edges(
@@ -543,9 +559,12 @@ def _retrain(
     per-replica data, else one fit of ``retrains`` replicas per dataset. Every dataset's
     ``retrains`` replicas get the same seeds, those of the clean victim (the ``none`` cell and an
     explicit cell's clean fit use ``seed`` with ``retrains`` replicas), however the datasets are
-    grouped: so each poisoned replica is paired with the clean replica of its seed, and results
-    do not depend on :func:`replicas_per_fit`. ``held_out`` gives each user's held-out test
-    item, never sampled as a training negative (the datasets then have the same users).
+    grouped: so each poisoned replica is paired with the clean replica of its seed. Datasets
+    of one size train as they would alone, so their results do not depend on
+    :func:`replicas_per_fit`; a smaller dataset batched with a larger one has its epochs padded
+    with resampled instances up to the larger one's (see :func:`_same_size`). ``held_out``
+    gives each user's held-out test item, never sampled as a training negative (the datasets
+    then have the same users).
     """
     retrains = config["retrains"]
     trained = [_victim_view(d, config) for d in datasets]
