@@ -193,20 +193,21 @@ def test_each_attack_draw_has_its_own_checkpoint_and_draw_zero_is_the_single_dra
 
 
 def test_draws_of_different_sizes_train_apart_so_draw_zero_is_the_single_draw(
-    tmp_path, checkpoint_every_step
+    tmp_path, monkeypatch, checkpoint_every_step
 ):
     """meta-similar-users' draws copy different numbers of real users' items; a batched fit
     would pad the smaller draws' epochs, so they train apart and draw 0 stays the single draw."""
     frame = planted(40, 30, n_factors=3, ratings_per_user=8, random_state=0).to_frame()
     frame = frame.drop(frame.sample(frac=0.3, random_state=0).index)  # users of unequal sizes
-    frame.to_csv(tmp_path / "uneven.csv", index=False)
+    monkeypatch.chdir(tmp_path)  # a relative source: the path is part of every seed
+    frame.to_csv("uneven.csv", index=False)
     attack = {"name": "meta-similar-users", "params": {**FAST, "new_users": 3}}
 
     def untargeted(draws: int) -> dict:
-        spec = spec_of(str(tmp_path / "uneven.csv"), [0.1], attacks=[attack], attack_draws=draws)
+        spec = spec_of("uneven.csv", [0.1], attacks=[attack], attack_draws=draws)
         spec["retrains"] = 2
-        run_experiment(spec, tmp_path / f"{draws}.db", progress=False)
-        with sqlite3.connect(tmp_path / f"{draws}.db") as db:
+        run_experiment(spec, f"{draws}.db", progress=False)
+        with sqlite3.connect(f"{draws}.db") as db:
             rows = db.execute("SELECT config_json, info_json FROM cells").fetchall()
         (info,) = [
             i for c, i in rows if json.loads(c).get("attack", {}).get("name") == attack["name"]
