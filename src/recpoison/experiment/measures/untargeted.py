@@ -128,13 +128,10 @@ class UntargetedMetrics:
         self.values = {name: np.full(retrains, np.nan) for name in METRICS}
 
     def observe(self, fit: Fit) -> None:
-        if fit.shared:
-            block = slice(None)
-        elif self.dataset in fit.members:
-            block = fit.block(fit.members.index(self.dataset))
-        else:
+        if self.dataset not in fit.members:
             return  # another draw's replicas
-        model, trained = fit.model, fit.datasets[0 if fit.shared else self.dataset]
+        block = fit.block(fit.members.index(self.dataset))  # a shared fit: all its replicas
+        model, trained = fit.model, fit.datasets[self.dataset]
         for prefix, edges in (("train", self.train_edges), ("unseen", self.unseen_edges)):
             logits = pair_predictions(model, edges.users, edges.items)[block]
             for name, values in edge_metrics(logits, edges.labels).items():
